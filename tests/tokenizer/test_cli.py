@@ -202,3 +202,18 @@ def test_help_lists_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for sub in ("train", "encode", "decode", "info"):
         assert sub in out
+
+
+@pytest.mark.slow
+def test_encode_with_gguf_tokenizer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], smollm2_gguf: Path
+) -> None:
+    from lmforge.tokenizer.gguf import read_gguf_tokenizer
+
+    src = tmp_path / "in.txt"
+    lines = ["<|im_start|>user", "What is 12+30?<|im_end|>", "    indented 42"]
+    src.write_text("\n".join(lines) + "\n", "utf-8")
+    tok = read_gguf_tokenizer(smollm2_gguf)
+    code, out, _ = run(capsys, "tokenizer", "encode", "-t", str(smollm2_gguf), str(src))
+    assert code == 0
+    assert out.splitlines() == [" ".join(map(str, tok.encode(x, "all"))) for x in lines]

@@ -8,13 +8,14 @@ import random
 from pathlib import Path
 
 import pytest
-from tests.tokenizer.conftest import ALPHABET
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, pre_tokenizers
 
 from lmforge.errors import LmforgeError
 from lmforge.tokenizer import Tokenizer, load_tokenizer, save_tokenizer, train_bpe
 from lmforge.tokenizer.byte_unicode import token_to_str
+
+from .helpers import ALPHABET
 
 CODE = '''def fib(n: int) -> int:\n    """Return the n-th Fibonacci number."""\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b  # 3.14159, 1e-9, 0x1F\n    return a\n\n\nprint(f"{fib(100):,}")\t# 354224848179261915075\n'''
 
@@ -46,8 +47,8 @@ def test_trained_tokenizer_json_loads_in_hf_with_same_ids(
 ) -> None:
     """Acceptance 3a: tokenizer.json written by us -> tokenizers.Tokenizer gives our ids."""
     tok = train_bpe(
-        texts=[python_docs[:80_000], shakespeare[:40_000]],
-        vocab_size=1200,
+        texts=[python_docs[:50_000], shakespeare[:20_000]],
+        vocab_size=1000,
         pattern=pattern,
         special_tokens=["<|endoftext|>", "<|pad|>"],
         progress=False,
@@ -143,9 +144,10 @@ def smollm2(smollm2_gguf: Path, smollm2_reader) -> Tokenizer:
 
 
 @pytest.mark.slow
-def test_load_tokenizer_reads_gguf(smollm2_gguf: Path, smollm2: Tokenizer) -> None:
-    tok = load_tokenizer(smollm2_gguf)
-    assert tok.vocab == smollm2.vocab and tok.merges == smollm2.merges
+def test_load_tokenizer_reads_gguf_by_path_and_name(smollm2_gguf: Path, smollm2: Tokenizer) -> None:
+    for spec in (smollm2_gguf, "smollm2-135m-instruct"):
+        tok = load_tokenizer(spec)
+        assert tok.vocab == smollm2.vocab and tok.merges == smollm2.merges
 
 
 def _smollm2_reference(reader) -> HFTokenizer:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 from collections import Counter
 from itertools import pairwise
@@ -153,6 +154,15 @@ def test_empty_corpus(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(LmforgeError, match=r"corpus file not found.*nope\.txt"):
         train_bpe(tmp_path / "nope.txt", 300)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_unreadable_file(tmp_path: Path) -> None:
+    locked = tmp_path / "locked.txt"
+    locked.write_text("secret")
+    locked.chmod(0)
+    with pytest.raises(LmforgeError, match=r"cannot read corpus file.*locked\.txt"):
+        train_bpe(locked, 300)
 
 
 def test_directory_is_not_a_corpus_file(tmp_path: Path) -> None:

@@ -153,6 +153,7 @@ class Tokenizer:
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
         """Concatenated token bytes (special tokens as their UTF-8 text)."""
         dec = self._decoder
+        ids = ids if isinstance(ids, list) else list(ids)
         try:
             return b"".join([dec[i] for i in ids])
         except (KeyError, TypeError):
@@ -179,13 +180,9 @@ class Tokenizer:
         error if the text contains one) or a set of special token strings to recognise (others
         are ordinary text).
         """
-        if (
-            allowed_special == "none"
-            and backend is None
-            and self.backend == "fast"
-            and self._fast is not None
-        ) and not self._missing_bytes:  # the common case, with the least overhead
-            return self._encode_fast(text, set())
+        fast_ready = self._fast is not None and not self._missing_bytes
+        if allowed_special == "none" and backend is None and self.backend == "fast" and fast_ready:
+            return self._encode_fast(text, set())  # the common case, with the least overhead
         specials = self._allowed_specials(text, allowed_special)
         if (
             (backend or self.backend) == "fast"
@@ -215,7 +212,8 @@ class Tokenizer:
         """Token ids of each text (the fast backend encodes on several threads)."""
         use_fast = (backend or self.backend) == "fast" and self._fast_encoding() is not None
         if not use_fast or any(self._has_missing_bytes(t) for t in texts):
-            return [self.encode(t, allowed_special, backend="python") for t in texts]
+            # one at a time: each text takes the fast path when it can
+            return [self.encode(t, allowed_special, backend=backend) for t in texts]
         enc = self._fast
         for t in texts:
             self._allowed_specials(t, allowed_special)  # raises on forbidden specials

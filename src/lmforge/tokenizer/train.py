@@ -223,7 +223,7 @@ def learn_merges(
     min_frequency: int = 1,
     progress: bool = False,
 ) -> tuple[list[tuple[int, int]], list[bytes]]:
-    """Learn up to `num_merges` merges from piece counts.
+    """Learn merges from piece counts until `num_merges` new tokens exist (or no pair is left).
 
     Returns (merges, tokens): merges as pairs of internal ids, and tokens[i] = bytes of internal
     id i (0..255 are the bytes, 256 + k is the result of merge k).
@@ -259,7 +259,9 @@ def learn_merges(
 
     merges: list[tuple[int, int]] = []
     bar = _bar(progress, total=num_merges, desc="merges", unit="merge")
-    while len(merges) < num_merges and heap:
+    # `num_merges` counts new tokens: a merge that rebuilds existing bytes (a + bc == ab + c)
+    # adds a merge rule but no token, as in HF.
+    while len(tokens) < 256 + num_merges and heap:
         neg, _, key = heapq.heappop(heap)
         count = pair_counts.get(key, 0)
         if count != -neg:
@@ -277,8 +279,8 @@ def learn_merges(
             tokens.append(merged)
             token_id[merged] = new
             inverted.append(_inverted(merged))
+            bar.update(1)
         merges.append((a, b))
-        bar.update(1)
 
         touched: set[int] = set()
         for wi in where.pop(key, ()):
