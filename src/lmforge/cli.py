@@ -15,6 +15,8 @@ import sys
 # Rooms whose `cli` module registers sub-commands, in the order `--help` lists them.
 COMMAND_MODULES = [
     "lmforge.tokenizer.cli",
+    "lmforge.rag.cli",
+    "lmforge.eval.cli",
     "lmforge.generate.cli",
 ]
 

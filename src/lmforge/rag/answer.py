@@ -1,0 +1,526 @@
+"""Grounded answering: numbered sources in, a cited and checked answer out.
+
+The pipeline: retrieve -> refuse if retrieval is weak -> pack the best chunks into the model's
+token budget as numbered sources -> generate with a grounding instruction -> parse ``[n]``
+citations -> check every sentence against the source it cites (lexical and embedding support) ->
+drop (or flag) unsupported sentences -> if nothing survives, fall back to an extractive answer
+(the best supporting sentence, quoted and cited) -> refuse if even that is weak.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lmforge.errors import LmforgeError
+from lmforge.rag.chunker import sentence_spans
+from lmforge.rag.embedder import Embedder
+from lmforge.rag.filters import ANONYMOUS, Principal
+from lmforge.rag.retriever import HybridRetriever, RetrievalResult
+from lmforge.rag.stores.base import STOPWORDS
+from lmforge.rag.types import Hit
+
+REFUSAL = "The documents do not answer this."
+
+SYSTEM_PROMPT = (
+    "You answer questions using only the numbered sources provided. After each sentence, cite the "
+    "source it comes from as [1], [2], and so on. Keep the answer short. If the sources do not contain "
+    f'the answer, reply exactly: "{REFUSAL}"'
+)
+SHORT_SYSTEM_PROMPT = (
+    "You answer questions using only the numbered sources provided. Reply with the shortest phrase from "
+    "the sources that answers the question, followed by the number of the source in brackets, like: "
+    f'Paris [2]. If the sources do not contain the answer, reply exactly: "{REFUSAL}"'
+)
+
+_CITATION = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+
+
+@dataclass
+class Source:
+    n: int
+    hit: Hit
+
+
+@dataclass
+class Citation:
+    n: int
+    source: str
+    title: str
+    chunk_id: str
+    quote: str
+
+
+@dataclass
+class AnswerSentence:
+    text: str
+    citations: list[int]
+    lexical_support: float
+    embedding_support: float
+    supported: bool
+
+
+@dataclass
+class Answer:
+    answer: str
+    refused: bool
+    citations: list[Citation]
+    retrieved: list[Hit]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    mode: str = "generated"  # generated | extractive | refused
+    sentences: list[AnswerSentence] = field(default_factory=list)
+    raw: str = ""
+
+    def to_json(self) -> dict:
+        """The ``lmforge ask --json`` contract (see DESIGN.md)."""
+        return {
+            "answer": self.answer,
+            "refused": self.refused,
+            "citations": [
+                {
+                    "n": c.n,
+                    "source": c.source,
+                    "title": c.title,
+                    "chunk_id": c.chunk_id,
+                    "quote": c.quote,
+                }
+                for c in self.citations
+            ],
+            "retrieved": [
+                {"chunk_id": h.chunk.chunk_id, "source": h.chunk.doc_id, "score": float(h.score)}
+                for h in self.retrieved
+            ],
+            "timings_ms": dict(self.timings_ms),
+        }
+
+
+# --- text helpers -------------------------------------------------------------------------------
+
+
+def content_words(text: str) -> list[str]:
+    return [w for w in re.findall(r"\w+", text.lower()) if w not in STOPWORDS]
+
+
+def _stem(word: str) -> str:
+    # A light suffix strip, enough to match "defended"/"defends"/"defense"-style variants.
+    for suffix in ("ing", "ed", "es", "s", "ly"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def lexical_support(claim: str, evidence: str) -> float:
+    """Share of the claim's content words (lightly stemmed) that appear in the evidence.
+
+    Numbers are facts, not phrasing: a claim with a number the evidence lacks scores 0.
+    """
+    words = {_stem(w) for w in content_words(claim)}
+    if not words:
+        return 0.0
+    found = {_stem(w) for w in content_words(evidence)}
+    if any(w.isdigit() and w not in found for w in words):
+        return 0.0
+    return len(words & found) / len(words)
+
+
+def split_sentences(text: str) -> list[str]:
+    return [text[a:b] for a, b in sentence_spans(text, 0, len(text))]
+
+
+def parse_citations(text: str) -> list[int]:
+    """Numbers cited as [1], [2, 3] or [1; 2], in order, without repeats."""
+    found: list[int] = []
+    for match in _CITATION.finditer(text):
+        for part in re.split(r"[,;]", match.group(1)):
+            n = int(part)
+            if n not in found:
+                found.append(n)
+    return found
+
+
+def answer_sentences(text: str) -> list[tuple[str, list[int]]]:
+    """(claim without markers, cited numbers) per sentence. Markers that open a sentence
+    ("... the class. [3] Then ...") belong to the sentence before them."""
+    out: list[tuple[str, list[int]]] = []
+    for sentence in split_sentences(text):
+        leading = re.match(r"^(\s*" + _CITATION.pattern + r")+", sentence)
+        if leading and out:
+            claim, cited = out[-1]
+            out[-1] = (
+                claim,
+                cited + [n for n in parse_citations(leading.group()) if n not in cited],
+            )
+            sentence = sentence[leading.end() :]
+        claim = strip_citations(re.sub(r"^\s*(?:\d+[.)]|[-*•])\s+", "", sentence))  # list markers
+        claim = re.sub(r"(?:^|\s)\d+[.)](?=\s|$)", " ", claim).strip()  # "1. 2." fragments
+        if claim:
+            out.append((claim, parse_citations(sentence)))
+    return out
+
+
+def trim_echo(phrase: str, question: str) -> str:
+    """Cut a short answer down to what it adds: leading words that echo the question (or are
+    stopwords) go, and so does a trailing clause after the first comma or semicolon."""
+    phrase = phrase.strip().strip('"').strip()
+    q_words = {_stem(w) for w in content_words(question)}
+    tokens = re.findall(r"\S+", phrase)
+    start = 0
+    while start < len(tokens) - 1:
+        word = re.sub(r"\W+", "", tokens[start].lower())
+        if word and word not in STOPWORDS and _stem(word) not in q_words:
+            break
+        start += 1
+    phrase = " ".join(tokens[start:])
+    head = re.split(r"[,;]\s", phrase, maxsplit=1)[0]
+    if content_words(head):
+        phrase = head
+    return phrase.rstrip(".?!:").strip()
+
+
+def strip_citations(text: str) -> str:
+    return re.sub(r"\s*" + _CITATION.pattern, "", text).strip()
+
+
+def build_context(
+    hits: Sequence[Hit], count_tokens: Callable[[str], int], budget_tokens: int
+) -> tuple[list[Source], str]:
+    """Numbered sources, best first, as many as fit ``budget_tokens`` (the first always fits,
+    trimmed if needed)."""
+    sources: list[Source] = []
+    parts: list[str] = []
+    used = 0
+    for hit in hits:
+        n = len(sources) + 1
+        head = " > ".join(p for p in (hit.chunk.title, *hit.chunk.section) if p)
+        block = f"[{n}] {head}\n{hit.chunk.text.strip()}"
+        cost = count_tokens(block) + 2
+        if used + cost > budget_tokens:
+            if sources:
+                break
+            # A single oversized chunk: keep its beginning.
+            ratio = budget_tokens / max(cost, 1)
+            block = block[: int(len(block) * ratio * 0.9)]
+            cost = budget_tokens
+        sources.append(Source(n, hit))
+        parts.append(block)
+        used += cost
+    return sources, "\n\n".join(parts)
+
+
+# --- support checking ---------------------------------------------------------------------------
+
+
+class SupportChecker:
+    """Scores how well a source supports a sentence: lexical overlap of content words, and the best
+    embedding cosine between the sentence and any sentence of the source."""
+
+    def __init__(
+        self,
+        embedder: Embedder | None,
+        min_lexical: float = 0.6,
+        min_embedding: float = 0.55,
+        min_lexical_with_embedding: float = 0.3,
+    ):
+        self.embedder = embedder
+        self.min_lexical = min_lexical
+        self.min_embedding = min_embedding
+        self.min_lexical_with_embedding = min_lexical_with_embedding
+
+    def best_evidence(self, claim: str, source_text: str) -> tuple[str, float, float]:
+        """(best quote, lexical support, embedding support) of a source for a claim."""
+        sentences = split_sentences(source_text) or [source_text]
+        lexical = [lexical_support(claim, s) for s in sentences]
+        best_lex = max(range(len(sentences)), key=lambda i: lexical[i])
+        whole_lex = lexical_support(claim, source_text)
+        emb = 0.0
+        best = best_lex
+        if self.embedder is not None:
+            vecs = self.embedder.embed([claim, *sentences])
+            cos = vecs[1:] @ vecs[0]
+            best = int(np.argmax(cos + np.array(lexical)))
+            emb = float(cos.max())
+        return sentences[best].strip(), whole_lex, emb
+
+    def is_supported(self, lexical: float, embedding: float) -> bool:
+        return lexical >= self.min_lexical or (
+            embedding >= self.min_embedding and lexical >= self.min_lexical_with_embedding
+        )
+
+
+# --- answerers ----------------------------------------------------------------------------------
+
+
+class ExtractiveAnswerer:
+    """The best supporting sentence of the retrieved chunks, quoted and cited. No model needed;
+    also the fallback when generation fails its checks."""
+
+    def __init__(self, embedder: Embedder, max_chunks: int = 3, min_score: float = 0.35):
+        self.embedder = embedder
+        self.max_chunks = max_chunks
+        self.min_score = min_score
+
+    def best_sentence(
+        self, question: str, sources: Sequence[Source]
+    ) -> tuple[Source, str, float] | None:
+        candidates: list[tuple[Source, str]] = []
+        for source in sources[: self.max_chunks]:
+            for sentence in split_sentences(source.hit.chunk.text):
+                if len(content_words(sentence)) >= 3:
+                    candidates.append((source, sentence.strip()))
+        if not candidates:
+            return None
+        scores = self.score(question, candidates)
+        best = int(np.argmax(scores))
+        source, sentence = candidates[best]
+        return source, sentence, scores[best]
+
+    def score(self, question: str, candidates: Sequence[tuple[Source, str]]) -> list[float]:
+        """How well each (source, sentence) answers the question: embedding cosine and the share of
+        the question's content words it contains, with a small bonus for better-ranked sources."""
+        if not candidates:
+            return []
+        vecs = self.embedder.embed([question, *[s for _, s in candidates]])
+        cos = vecs[1:] @ vecs[0]
+        q_words = {_stem(w) for w in content_words(question)}
+        scores = []
+        for i, (source, sentence) in enumerate(candidates):
+            words = {_stem(w) for w in content_words(sentence)}
+            overlap = len(q_words & words) / max(1, len(q_words))
+            rank_bonus = 0.05 * (1.0 / source.n)
+            scores.append(0.6 * float(cos[i]) + 0.4 * overlap + rank_bonus)
+        return scores
+
+    def answer(self, question: str, sources: Sequence[Source]) -> tuple[str, list[Citation]] | None:
+        found = self.best_sentence(question, sources)
+        if found is None or found[2] < self.min_score:
+            return None
+        source, sentence, _ = found
+        chunk = source.hit.chunk
+        return f'"{sentence}" [{source.n}]', [
+            Citation(source.n, chunk.doc_id, chunk.title, chunk.chunk_id, sentence)
+        ]
+
+
+class GroundedAnswerer:
+    """Retrieve, generate with citations, verify, fall back, or refuse.
+
+    ``chat_model`` is anything with ``chat(messages, max_new_tokens, temperature, stop) -> str``
+    (`lmforge.generate.load_chat_model`); without one the answer is extractive.
+    ``unsupported``: "drop" removes unsupported sentences, "flag" keeps them marked ``[unsupported]``.
+    """
+
+    def __init__(
+        self,
+        retriever: HybridRetriever,
+        chat_model=None,
+        k: int = 5,
+        context_tokens: int = 1200,
+        max_new_tokens: int = 96,
+        min_relevance: float = 0.25,
+        unsupported: str = "drop",
+        style: str = "sentence",
+        checker: SupportChecker | None = None,
+        relevance_ratio: float = 0.8,
+    ):
+        if unsupported not in {"drop", "flag"}:
+            raise LmforgeError(f"unknown --unsupported mode {unsupported!r} (drop, flag)")
+        if style not in {"sentence", "short"}:
+            raise LmforgeError(f"unknown answer style {style!r} (sentence, short)")
+        self.retriever = retriever
+        self.embedder = retriever.embedder
+        self.chat_model = chat_model
+        self.k = k
+        self.context_tokens = context_tokens
+        self.max_new_tokens = max_new_tokens
+        self.min_relevance = min_relevance
+        self.unsupported = unsupported
+        self.style = style
+        self.checker = checker or SupportChecker(self.embedder)
+        self.relevance_ratio = relevance_ratio
+        self.extractive = ExtractiveAnswerer(self.embedder)
+
+    def _count_tokens(self, text: str) -> int:
+        tok = getattr(self.chat_model, "tokenizer", None)
+        if tok is not None and hasattr(tok, "encode"):
+            try:
+                return len(tok.encode(text, allowed_special="none"))
+            except Exception:  # a tokenizer without that option: count with the embedder's
+                pass
+        return self.embedder.count_tokens([text])[0]
+
+    def relevance(self, question: str, result: RetrievalResult) -> float:
+        """How well the best retrieved chunk matches the question: the max over the top hits of
+        the dense cosine, raised by strong lexical coverage of the question's content words."""
+        if not result.hits:
+            return 0.0
+        qvec = (
+            result.query_vector
+            if result.query_vector is not None
+            else self.embedder.embed([question])[0]
+        )
+        vectors = self.retriever.store.get_embeddings([h.chunk.chunk_id for h in result.hits])
+        best = 0.0
+        for hit in result.hits:
+            vec = vectors.get(hit.chunk.chunk_id)
+            cosine = float(vec @ qvec) if vec is not None else 0.0
+            coverage = lexical_support(question, f"{hit.chunk.title} {hit.chunk.text}")
+            best = max(best, cosine, coverage - 0.3)
+        return best
+
+    def ask(self, question: str, filters=None, principal: Principal = ANONYMOUS) -> Answer:
+        if not question.strip():
+            raise LmforgeError("empty question")
+        t_all = time.perf_counter()
+        result = self.retriever.run(question, k=self.k, filters=filters, principal=principal)
+        timings = {f"retrieve_{k}": v for k, v in result.timings_ms.items()}
+        hits = result.hits
+        if not hits or self.relevance(question, result) < self.min_relevance:
+            timings["total"] = _ms(t_all)
+            return Answer(REFUSAL, True, [], hits, timings, mode="refused")
+
+        sources, context = build_context(hits, self._count_tokens, self.context_tokens)
+        answer: Answer | None = None
+        if self.chat_model is not None and self.style == "short":
+            t = time.perf_counter()
+            answer = self._short_answer(question, sources, hits)
+            timings["generate"] = _ms(t)
+        elif self.chat_model is not None:
+            t = time.perf_counter()
+            raw = self._generate(question, context)
+            timings["generate"] = _ms(t)
+            t = time.perf_counter()
+            answer = self._verify(raw, question, sources, hits)
+            if answer is not None and not self._on_topic(question, answer, sources):
+                answer = None  # faithful to a source, but not an answer to this question
+            timings["verify"] = _ms(t)
+        if answer is None:
+            t = time.perf_counter()
+            extracted = self.extractive.answer(question, sources)
+            timings["extractive"] = _ms(t)
+            if extracted is None:
+                answer = Answer(REFUSAL, True, [], hits, mode="refused")
+            else:
+                text, citations = extracted
+                answer = Answer(text, False, citations, hits, mode="extractive")
+        answer.timings_ms = {**timings, "total": _ms(t_all)}
+        return answer
+
+    def _short_answer(self, question: str, sources: list[Source], hits: list[Hit]) -> Answer | None:
+        """A short phrase for the question, read by the model from the best supporting sentence.
+
+        Small models copy a span from one sentence far more reliably than they answer from pages
+        of context, so the extractive step picks the sentence and the model only shortens it. The
+        phrase must come from that sentence (lexical support) and add something the question does
+        not already say.
+        """
+        found = self.extractive.best_sentence(question, sources)
+        if found is None or found[2] < self.extractive.min_score:
+            return None
+        source, sentence, _ = found
+        messages = [
+            {
+                "role": "system",
+                "content": "Answer the question with a short phrase copied from the text.",
+            },
+            {"role": "user", "content": f"Text: {sentence}\n\nQuestion: {question}"},
+        ]
+        raw = self.chat_model.chat(
+            messages, max_new_tokens=24, temperature=0.0, stop=["\n"]
+        ).strip()
+        phrase = trim_echo(strip_citations(raw.splitlines()[0] if raw else ""), question)
+        words = content_words(phrase)
+        new_words = set(words) - set(content_words(question))
+        if (
+            not words
+            or not new_words
+            or lexical_support(phrase, sentence) < 0.75
+            or len(words) > 12
+        ):
+            return None
+        chunk = source.hit.chunk
+        citation = Citation(source.n, chunk.doc_id, chunk.title, chunk.chunk_id, sentence)
+        checked = [AnswerSentence(phrase, [source.n], lexical_support(phrase, sentence), 0.0, True)]
+        return Answer(
+            f"{phrase} [{source.n}]",
+            False,
+            [citation],
+            hits,
+            mode="generated",
+            sentences=checked,
+            raw=raw,
+        )
+
+    def _on_topic(self, question: str, answer: Answer, sources: list[Source]) -> bool:
+        """The evidence the answer rests on must be about as relevant to the question as the best
+        sentence the extractive answerer would pick (a model can quote a true but unrelated line)."""
+        by_n = {s.n: s for s in sources}
+        quoted = [(by_n[c.n], c.quote) for c in answer.citations if c.n in by_n]
+        best = self.extractive.best_sentence(question, sources)
+        if not quoted or best is None:
+            return bool(quoted)
+        return max(self.extractive.score(question, quoted)) >= self.relevance_ratio * best[2]
+
+    def _generate(self, question: str, context: str) -> str:
+        system = SHORT_SYSTEM_PROMPT if self.style == "short" else SYSTEM_PROMPT
+        messages = [
+            {"role": "system", "content": system},
+            {"role": "user", "content": f"Sources:\n{context}\n\nQuestion: {question}"},
+        ]
+        return self.chat_model.chat(
+            messages,
+            max_new_tokens=self.max_new_tokens,
+            temperature=0.0,
+            stop=["\n\n\n", "Question:"],
+        ).strip()
+
+    def _verify(
+        self, raw: str, question: str, sources: list[Source], hits: list[Hit]
+    ) -> Answer | None:
+        """Keep the sentences their cited source supports; None when nothing survives."""
+        if not raw or REFUSAL.lower().rstrip(".") in raw.lower():
+            return None
+        by_n = {s.n: s for s in sources}
+        kept: list[str] = []
+        checked: list[AnswerSentence] = []
+        citations: dict[int, Citation] = {}
+        seen_claims: set[str] = set()
+        for claim, cited in answer_sentences(raw):
+            cited = [n for n in cited if n in by_n]
+            key = " ".join(content_words(claim))
+            if not key or key in seen_claims:  # list markers, repeats
+                continue
+            seen_claims.add(key)
+            if not set(content_words(claim)) - set(content_words(question)):
+                continue  # restates the question ("The year was [2]."): says nothing
+            # An uncited sentence may still be supported: try every source (citation repair).
+            candidates = cited or list(by_n)
+            best: tuple[float, float, int, str] | None = None
+            for n in candidates:
+                quote, lex, emb = self.checker.best_evidence(claim, by_n[n].hit.chunk.text)
+                if best is None or (lex + emb) > (best[0] + best[1]):
+                    best = (lex, emb, n, quote)
+            lex, emb, n, quote = best
+            supported = self.checker.is_supported(lex, emb)
+            checked.append(AnswerSentence(claim, [n] if supported else cited, lex, emb, supported))
+            if supported:
+                chunk = by_n[n].hit.chunk
+                citations.setdefault(
+                    n, Citation(n, chunk.doc_id, chunk.title, chunk.chunk_id, quote)
+                )
+                kept.append(f"{claim} [{n}]")  # the source that supports it, repaired if need be
+            elif self.unsupported == "flag":
+                kept.append(f"{claim} [unsupported]")
+        if not any(s.supported for s in checked):
+            return None
+        ordered = [citations[n] for n in sorted(citations)]
+        return Answer(
+            " ".join(kept), False, ordered, hits, mode="generated", sentences=checked, raw=raw
+        )
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 2)

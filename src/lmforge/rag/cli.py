@@ -1,0 +1,241 @@
+"""`lmforge index` and `lmforge ask`: thin wrappers over lmforge.rag."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "index",
+        help="ingest documents into a store (incremental)",
+        description="Index txt, md, rst, html and pdf files (directories recursively) into a store. "
+        "Unchanged files are skipped; changed files replace their chunks; --prune removes documents "
+        "whose files are gone.",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files or directories to index")
+    p.add_argument("--store", required=True, help="store directory, or a postgresql:// URL")
+    p.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="only files matching GLOB (repeatable)",
+    )
+    p.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="skip files matching GLOB (repeatable)",
+    )
+    p.add_argument(
+        "--meta",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="metadata for every document (repeatable)",
+    )
+    p.add_argument(
+        "--allow-group",
+        action="append",
+        default=None,
+        metavar="GROUP",
+        help="only this group may read the documents (repeatable); default: front matter allowed_groups, else public",
+    )
+    p.add_argument("--prune", action="store_true", help="remove documents whose files are gone")
+    p.add_argument(
+        "--chunk-tokens",
+        type=int,
+        default=200,
+        help="chunk budget in embedder tokens (default 200)",
+    )
+    p.add_argument(
+        "--overlap",
+        type=int,
+        default=32,
+        help="overlap between chunks of a long paragraph, in tokens (default 32)",
+    )
+    p.add_argument(
+        "--embedder", default=None, help="'minilm' (default), a model directory, or st:DIR"
+    )
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16"],
+        help="embedder precision (auto: bf16 on AMX CPUs)",
+    )
+    p.add_argument(
+        "--batch-chunks",
+        type=int,
+        default=256,
+        help="chunks embedded and committed together (default 256)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_index)
+
+    a = subparsers.add_parser(
+        "ask",
+        help="answer a question from a store, with citations",
+        description="Retrieve (hybrid BM25 + dense), answer with the bundled model citing numbered "
+        "sources, check each sentence against its source, and refuse when the documents do not answer.",
+    )
+    a.add_argument("question", help="the question")
+    a.add_argument("--store", required=True, help="store directory, or a postgresql:// URL")
+    a.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (answer, refused, citations, retrieved, timings_ms)",
+    )
+    a.add_argument("--k", type=int, default=5, help="chunks to retrieve (default 5)")
+    a.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="metadata filter: key=value, key=a|b, key>=x, key<=x (repeatable)",
+    )
+    a.add_argument(
+        "--principal", default=None, help="who is asking (sees documents allowed to user:NAME)"
+    )
+    a.add_argument("--groups", default="", help="comma-separated groups of the principal")
+    a.add_argument(
+        "--mode", default="hybrid", choices=["hybrid", "lexical", "dense"], help="retrieval mode"
+    )
+    a.add_argument("--model", default="smollm2-135m-instruct", help="chat model for answering")
+    a.add_argument(
+        "--extractive",
+        action="store_true",
+        help="no generation: quote the best supporting sentence",
+    )
+    a.add_argument(
+        "--mmr",
+        type=float,
+        default=None,
+        metavar="LAMBDA",
+        help="rerank by maximal marginal relevance",
+    )
+    a.add_argument(
+        "--llm-rerank", action="store_true", help="let the model grade candidate relevance (slow)"
+    )
+    a.add_argument(
+        "--style",
+        default="sentence",
+        choices=["sentence", "short"],
+        help="sentence: cited sentences from the sources; short: a short phrase read from the best sentence",
+    )
+    a.add_argument(
+        "--unsupported",
+        default="drop",
+        choices=["drop", "flag"],
+        help="unsupported answer sentences: drop or flag",
+    )
+    a.add_argument(
+        "--min-relevance",
+        type=float,
+        default=0.25,
+        help="refuse below this retrieval relevance (default 0.25)",
+    )
+    a.add_argument(
+        "--embedder", default=None, help="embedder the store was built with (default minilm)"
+    )
+    a.set_defaults(func=run_ask)
+
+
+def run_index(args: argparse.Namespace) -> int:
+    from lmforge.errors import LmforgeError
+    from lmforge.rag.chunker import Chunker
+    from lmforge.rag.embedder import get_embedder
+    from lmforge.rag.indexer import Indexer, parse_meta
+    from lmforge.rag.pipeline import make_cache
+    from lmforge.rag.stores import open_store
+
+    if args.chunk_tokens < 16:
+        raise LmforgeError(f"--chunk-tokens {args.chunk_tokens}: must be at least 16")
+    store = open_store(args.store)
+    try:
+        embedder = get_embedder(args.embedder, precision=args.precision)
+        chunker = Chunker(
+            embedder.count_tokens,
+            max_tokens=min(args.chunk_tokens, embedder.max_tokens - 8),
+            overlap_tokens=args.overlap,
+        )
+        indexer = Indexer(
+            store,
+            embedder,
+            chunker,
+            cache=make_cache(store),
+            meta=parse_meta(args.meta),
+            allowed_groups=[g for item in args.allow_group for g in item.split(",") if g]
+            if args.allow_group
+            else None,
+            include=args.include,
+            exclude=args.exclude,
+            batch_chunks=max(1, args.batch_chunks),
+            progress=not args.no_progress,
+        )
+        report = indexer.run(args.paths, prune=args.prune)
+    finally:
+        store.close()
+    print(report.summary())
+    return 0
+
+
+def run_ask(args: argparse.Namespace) -> int:
+    from lmforge.rag.answer import GroundedAnswerer
+    from lmforge.rag.filters import Principal, parse_filters
+    from lmforge.rag.pipeline import load_generator, open_for_query
+    from lmforge.rag.retriever import HybridRetriever, LLMReranker
+
+    filters = parse_filters(args.filter)
+    principal = Principal(
+        args.principal, tuple(g.strip() for g in args.groups.split(",") if g.strip())
+    )
+    store, embedder = open_for_query(args.store, args.embedder)
+    try:
+        chat = None if args.extractive else load_generator(args.model)
+        retriever = HybridRetriever(
+            store,
+            embedder,
+            mode=args.mode,
+            mmr_lambda=args.mmr,
+            llm_rerank=LLMReranker(chat) if args.llm_rerank and chat else None,
+        )
+        answerer = GroundedAnswerer(
+            retriever,
+            chat,
+            k=args.k,
+            unsupported=args.unsupported,
+            style=args.style,
+            min_relevance=args.min_relevance,
+        )
+        answer = answerer.ask(args.question, filters=filters, principal=principal)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(answer.to_json(), ensure_ascii=False))
+        return 0
+    print(answer.answer)
+    if answer.citations:
+        print("\nSources:")
+        for c in answer.citations:
+            print(f"  [{c.n}] {c.source} — {c.title}")
+            print(f'      "{_clip(c.quote, 200)}"')
+    if answer.mode != "generated" and not answer.refused:
+        print("\n(extractive answer: the best supporting sentence, quoted)", file=sys.stderr)
+    return 0
+
+
+def _clip(text: str, n: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+if __name__ == "__main__":
+    # `python -m lmforge.rag.cli index|ask ...`: the same commands without loading other rooms.
+    import lmforge.cli as root_cli
+
+    root_cli.COMMAND_MODULES = ["lmforge.rag.cli"]
+    sys.exit(root_cli.main())

@@ -1,0 +1,82 @@
+"""The records that flow between RAG components: loaded documents, chunks and search hits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Block:
+    """A run of document text: a paragraph (or a code block, a list item) inside one section.
+
+    ``start``/``end`` are character offsets into ``LoadedDocument.text``; ``section`` is the heading
+    path above the block (outermost first) and ``page`` the 1-based PDF page, if any.
+    """
+
+    start: int
+    end: int
+    section: tuple[str, ...] = ()
+    page: int | None = None
+
+
+@dataclass
+class LoadedDocument:
+    """The text a loader extracted from one file, with its structure and metadata."""
+
+    text: str
+    title: str
+    blocks: list[Block]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Chunk:
+    """A piece of a document small enough to embed and to quote.
+
+    ``text == document_text[start:end]``; ``doc_id`` is the document's path relative to the
+    indexed root (also called its *source*).
+    """
+
+    chunk_id: str
+    doc_id: str
+    ordinal: int
+    text: str
+    start: int
+    end: int
+    section: tuple[str, ...] = ()
+    page: int | None = None
+    title: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def section_path(self) -> str:
+        return " > ".join(self.section)
+
+    def embed_text(self) -> str:
+        """What the embedder sees: the title and section path give a short chunk its context."""
+        head = " > ".join(part for part in (self.title, *self.section) if part)
+        return f"{head}\n{self.text}" if head else self.text
+
+
+@dataclass
+class DocumentRecord:
+    """One indexed document as the store keeps it."""
+
+    doc_id: str
+    title: str
+    content_hash: str
+    mtime: float
+    meta: dict[str, Any] = field(default_factory=dict)
+    allowed: tuple[str, ...] = ()  # groups (or "user:NAME") allowed to read it; () = public
+    n_chunks: int = 0
+
+
+@dataclass
+class Hit:
+    """A retrieved chunk with the score of the stage that produced it."""
+
+    chunk: Chunk
+    score: float
+    lexical_rank: int | None = None
+    dense_rank: int | None = None
