@@ -16,6 +16,8 @@ import sys
 COMMAND_MODULES = [
     "lmforge.tokenizer.cli",
     "lmforge.rag.cli",
+    "lmforge.data.cli",
+    "lmforge.train.cli",
     "lmforge.eval.cli",
     "lmforge.generate.cli",
 ]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from .generate_helpers import byte_tokenizer, tiny_model
 
 from lmforge.model import Transformer
 from lmforge.tokenizer import Tokenizer
+
+from .generate_helpers import byte_tokenizer, tiny_model
 
 
 @pytest.fixture(scope="module")

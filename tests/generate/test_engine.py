@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from .generate_helpers import EOS
 
 from lmforge.errors import LmforgeError
 from lmforge.generate import Generator, SamplingParams
+
+from .generate_helpers import EOS
 
 PROMPTS = ["hello", "The quick brown fox jumps", "a", "éclair 😀"]
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from .generate_helpers import byte_tokenizer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lmforge.generate.text_stream import StopStringMatcher, TextStream
+
+from .generate_helpers import byte_tokenizer
 
 TOK = byte_tokenizer()
 

@@ -9,12 +9,16 @@
 See docs/generate.md.
 """
 
-from lmforge.generate.engine import GenerationResult, Generator, StepEvent
-from lmforge.generate.sampling import SamplingParams
-from lmforge.generate.text_stream import TextStream
+from lmforge.lazy import lazy_exports
 
-__all__ = ["GenerationResult", "Generator", "SamplingParams", "StepEvent", "TextStream"]
-
-from lmforge.generate.chat import ChatModel, load_chat_model
-
-__all__ += ["ChatModel", "load_chat_model"]
+_EXPORTS = {
+    "GenerationResult": "engine",
+    "Generator": "engine",
+    "StepEvent": "engine",
+    "SamplingParams": "sampling",
+    "TextStream": "text_stream",
+    "ChatModel": "chat",
+    "load_chat_model": "chat",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
