@@ -32,7 +32,7 @@ test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow" -x
 
 bench: setup
-	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in benchmarks/[!_]*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

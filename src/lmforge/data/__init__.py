@@ -9,31 +9,42 @@ dedup (exact + MinHash LSH), chartok (character tokenizer), shards (on-disk form
 prepare (the pipeline), packing (batches, document masks, curriculum). See docs/training.md.
 """
 
+from lmforge.data.chartok import CharTokenizer
+from lmforge.data.dedup import ExactDeduplicator, MinHasher, MinHashLSH
+from lmforge.data.filters import FilterConfig, QualityFilter, normalize_text
+from lmforge.data.prepare import PrepareConfig, load_tokenizer_spec, prepare
+from lmforge.data.readers import Document, ReadReport, iter_documents
+from lmforge.data.shards import open_split, read_meta
 from lmforge.lazy import lazy_exports
 
-# Public names and the module that defines each. Loaded on first use (PEP 562) so that the command
-# line can import `lmforge.data.filters` for its option choices without importing torch.
-_EXPORTS = {
-    "CharTokenizer": "chartok",
-    "ExactDeduplicator": "dedup",
-    "MinHasher": "dedup",
-    "MinHashLSH": "dedup",
-    "FilterConfig": "filters",
-    "QualityFilter": "filters",
-    "normalize_text": "filters",
+# Batching needs torch: loaded on first use, so that `lmforge --help` and `lmforge data prepare`
+# do not pay for importing it.
+_LAZY = {
     "Batch": "packing",
     "Batcher": "packing",
     "TokenStream": "packing",
     "document_mask": "packing",
-    "PrepareConfig": "prepare",
-    "load_tokenizer_spec": "prepare",
-    "prepare": "prepare",
-    "Document": "readers",
-    "ReadReport": "readers",
-    "iter_documents": "readers",
-    "open_split": "shards",
-    "read_meta": "shards",
 }
-__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _LAZY)
 
-__getattr__ = lazy_exports(__name__, _EXPORTS)
+__all__ = [
+    "Batch",
+    "Batcher",
+    "CharTokenizer",
+    "Document",
+    "ExactDeduplicator",
+    "FilterConfig",
+    "MinHashLSH",
+    "MinHasher",
+    "PrepareConfig",
+    "QualityFilter",
+    "ReadReport",
+    "TokenStream",
+    "document_mask",
+    "iter_documents",
+    "load_tokenizer_spec",
+    "normalize_text",
+    "open_split",
+    "prepare",
+    "read_meta",
+]
