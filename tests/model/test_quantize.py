@@ -17,6 +17,7 @@ from lmforge.checkpoint.gguf import GGUFTensor, dequantize
 from lmforge.errors import LmforgeError
 from lmforge.model import ModelConfig, Transformer
 from lmforge.model.quantize import (
+    Fp16Linear,
     HybridLinear,
     Int4Linear,
     Int8Linear,
@@ -103,10 +104,30 @@ def test_quantize_model_replaces_every_linear(mode: str) -> None:
     quantize_model(model, mode)
     kinds = {type(m).__name__ for m in model.modules()}
     assert "Linear" not in kinds and ("Int4Linear" if mode == "int4" else "Int8Linear") in kinds
-    assert isinstance(model.output, Int8Linear)  # the head stays int8 by default
+    # int8 mode: the head too; int4 mode: the head in fp16 (FBGEMM) by default
+    assert isinstance(model.output, Int8Linear if mode == "int8" else Fp16Linear)
     assert model.tok_embeddings.weight.dtype == torch.float32  # tied embedding kept for lookups
     out = model(torch.tensor([[1, 2, 3, 4]]))
     assert rel_err(out, ref) < (0.05 if mode == "int8" else 0.25)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_fp16_linear_matches_fp16_rounded_weights(bias: bool) -> None:
+    lin = linear(576, 960, bias)
+    f16 = Fp16Linear.from_linear(lin)
+    torch.testing.assert_close(f16.dequantize(), lin.weight.detach().half().float())
+    x = torch.randn(2, 3, 576)
+    ref = nn.functional.linear(x, lin.weight.detach().half().float(), lin.bias)
+    torch.testing.assert_close(f16(x), ref, rtol=1e-4, atol=1e-4)
+    assert f16(x.bfloat16()).dtype == torch.bfloat16  # returns the caller's dtype
+
+
+@pytest.mark.parametrize("head", ["fp16", "int8", "int4", None])
+def test_int4_head_choice(head: str | None) -> None:
+    model = quantize_model(tiny(), "int4", head=head)
+    kinds = {"fp16": Fp16Linear, "int8": Int8Linear, "int4": Int4Linear, None: nn.Linear}
+    assert type(model.output) is kinds[head]
+    assert isinstance(model.layers[0].feed_forward.w1, Int4Linear)
 
 
 def test_quantize_model_bad_arguments() -> None:
@@ -114,6 +135,8 @@ def test_quantize_model_bad_arguments() -> None:
         quantize_model(tiny(), "int3")
     with pytest.raises(LmforgeError, match="group size"):
         quantize_model(tiny(), "int4", group_size=48)
+    with pytest.raises(LmforgeError, match="unknown head quantization 'int2'"):
+        quantize_model(tiny(), "int4", head="int2")
 
 
 # -- the bundled SmolLM2 (slow) -----------------------------------------------------------------
@@ -159,10 +182,14 @@ def test_smollm2_perplexity_int8_under_1pct_int4_under_5pct(smollm2, shared_data
     bf16 = perplexity(copy.deepcopy(model).to(torch.bfloat16), ids)
     int8 = perplexity(quantize_model(copy.deepcopy(model), "int8"), ids)
     int4 = perplexity(quantize_model(copy.deepcopy(model), "int4", gguf=smollm2_path()), ids)
+    int4_int8_head = perplexity(
+        quantize_model(copy.deepcopy(model), "int4", gguf=smollm2_path(), head="int8"), ids
+    )
     assert 5 < base < 200  # a real language model on Shakespeare
     assert abs(bf16 / base - 1) < 0.01
     assert int8 / base - 1 < 0.01
-    assert int4 / base - 1 < 0.05
+    assert int4 / base - 1 < 0.01  # the default: exact Q4_1 repack + fp16 head
+    assert int4_int8_head / base - 1 < 0.05
 
 
 def test_float_prefill_uses_float_weights_for_many_rows() -> None:
