@@ -152,7 +152,11 @@ def main() -> int:
         if model is not base:
             del model
     if not args.no_hf:
-        for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        # HF in bf16 only next to our bf16 mode: without AMX it is emulated and takes many minutes.
+        peers = [("fp32", torch.float32)] + (
+            [("bf16", torch.bfloat16)] if "bf16" in args.modes.split(",") else []
+        )
+        for name, dtype in peers:
             print(f"HF transformers {name} ...", file=sys.stderr)
             rows[f"HF transformers {name}"] = bench_hf(dtype, prompt, new, batch8, repeats)
 

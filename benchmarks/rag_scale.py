@@ -29,8 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 
 from _rag_common import SHARED_DATA, markdown_table, percentile
+from lmforge.hardware import cpu_has_amx
 from lmforge.rag.chunker import Chunker
-from lmforge.rag.embedder import MiniLMEmbedder, SentenceTransformerEmbedder, cpu_has_amx
+from lmforge.rag.embedder import MiniLMEmbedder, SentenceTransformerEmbedder
 from lmforge.rag.filters import ANONYMOUS, parse_filters
 from lmforge.rag.indexer import iter_files
 from lmforge.rag.loaders import load_file

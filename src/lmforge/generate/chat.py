@@ -17,17 +17,12 @@ import torch
 from lmforge.errors import LmforgeError
 from lmforge.generate.engine import GenerationResult, Generator
 from lmforge.generate.sampling import SamplingParams
+from lmforge.hardware import cpu_has_amx
 
 DTYPES = ("auto", "fp32", "bf16")
 QUANTIZE = ("int8", "int4")
 # Special tokens that end an assistant turn in common chat formats (ChatML, Llama 3, Gemma, ...)
 END_OF_TURN = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>", "</s>")
-
-
-def amx_available() -> bool:
-    """True when this CPU multiplies bf16 matrices in AMX tiles (5-6x fp32 speed)."""
-    caps = torch._C._cpu._get_cpu_capability() if hasattr(torch._C, "_cpu") else {}
-    return bool(caps.get("amx_bf16")) if isinstance(caps, dict) else False
 
 
 def resolve_mode(dtype: str, quantize: str | None) -> tuple[torch.dtype, str | None]:
@@ -44,7 +39,7 @@ def resolve_mode(dtype: str, quantize: str | None) -> tuple[torch.dtype, str | N
             f"unknown quantization {quantize!r} (choose from {', '.join(QUANTIZE)}, auto or none)"
         )
     if dtype == "auto":
-        run = torch.bfloat16 if amx_available() else torch.float32
+        run = torch.bfloat16 if cpu_has_amx() else torch.float32
     else:
         run = torch.bfloat16 if dtype == "bf16" else torch.float32
     return run, (None if quantize == "none" else quantize)

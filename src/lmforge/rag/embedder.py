@@ -22,6 +22,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from lmforge.errors import LmforgeError
+from lmforge.hardware import cpu_has_amx
 
 DEFAULT_MODEL_ID = "all-MiniLM-L6-v2"
 
@@ -54,18 +55,6 @@ def minilm_model_dir() -> Path:
     if not (path / "model.safetensors").is_file():
         raise LmforgeError(f"embedding model files missing in {path}")
     return path
-
-
-def cpu_has_amx() -> bool:
-    """True on CPUs with AMX bf16 tiles (where bf16 matmuls are several times faster than fp32)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return "amx_bf16" in line.split()
-    except OSError:
-        pass
-    return False
 
 
 def _offline() -> None:

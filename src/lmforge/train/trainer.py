@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from lmforge.data.packing import Batcher, TokenStream
 from lmforge.data.shards import read_meta
 from lmforge.errors import LmforgeError
+from lmforge.hardware import cpu_has_amx
 from lmforge.train import distributed as D
 from lmforge.train.config import TrainConfig, model_config
 from lmforge.train.data_setup import resolve_data
@@ -73,18 +74,6 @@ class TrainResult:
 
 
 # --- precision -------------------------------------------------------------------------------
-
-
-def cpu_has_amx() -> bool:
-    """AMX-BF16 tiles make bf16 matmuls ~5x faster than fp32; without them bf16 is slow on CPU."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return "amx_bf16" in line.split()
-    except OSError:
-        pass
-    return False
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
