@@ -8,6 +8,7 @@ not see is never returned, not even to be dropped later.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -148,6 +149,21 @@ STOPWORDS = frozenset(
         "yourselves",
     ]
 )
+
+
+def chunk_row(doc_id: str, chunk: Chunk) -> tuple:
+    """The chunk columns every store writes, in schema order (the embedding column follows)."""
+    return (
+        chunk.chunk_id,
+        doc_id,
+        chunk.ordinal,
+        chunk.text,
+        chunk.start,
+        chunk.end,
+        json.dumps(list(chunk.section)),
+        chunk.page,
+        chunk.title,
+    )
 
 
 def query_terms(text: str) -> list[str]:

@@ -16,7 +16,7 @@ import numpy as np
 
 from lmforge.errors import LmforgeError
 from lmforge.rag.filters import Condition, Filters, Principal
-from lmforge.rag.stores.base import query_terms
+from lmforge.rag.stores.base import chunk_row, query_terms
 from lmforge.rag.types import Chunk, DocumentRecord
 
 _SCHEMA = """
@@ -170,20 +170,7 @@ class PostgresStore:
                     f"COPY {self._t('chunks')} (chunk_id, doc_id, ordinal, text, start_offset, end_offset, section, page, title, embedding) FROM STDIN"
                 ) as copy:
                     for c, v in zip(chunks, vectors, strict=True):
-                        copy.write_row(
-                            (
-                                c.chunk_id,
-                                record.doc_id,
-                                c.ordinal,
-                                c.text,
-                                c.start,
-                                c.end,
-                                json.dumps(list(c.section)),
-                                c.page,
-                                c.title,
-                                _vector_literal(v),
-                            )
-                        )
+                        copy.write_row((*chunk_row(record.doc_id, c), _vector_literal(v)))
 
     def delete_documents(self, doc_ids: Iterable[str]) -> int:
         doc_ids = list(doc_ids)

@@ -21,7 +21,7 @@ import numpy as np
 
 from lmforge.errors import LmforgeError
 from lmforge.rag.filters import Condition, Filters, Principal
-from lmforge.rag.stores.base import query_terms
+from lmforge.rag.stores.base import chunk_row, query_terms
 from lmforge.rag.stores.vectors import VectorIndex
 from lmforge.rag.types import Chunk, DocumentRecord
 
@@ -174,15 +174,7 @@ class SQLiteStore:
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [
                             (
-                                c.chunk_id,
-                                record.doc_id,
-                                c.ordinal,
-                                c.text,
-                                c.start,
-                                c.end,
-                                json.dumps(list(c.section)),
-                                c.page,
-                                c.title,
+                                *chunk_row(record.doc_id, c),
                                 np.asarray(v, dtype=np.float32).tobytes(),
                             )
                             for c, v in zip(chunks, vectors, strict=True)
