@@ -21,6 +21,17 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     except ImportError:  # pragma: no cover - torch is a hard dependency
         pass
 
+# Property tests draw the same examples on every run, so CI results are reproducible; run
+# `HYPOTHESIS_PROFILE=explore make test` to search new examples (then pin what fails as a test).
+try:
+    from hypothesis import settings
+
+    settings.register_profile("ci", derandomize=True)
+    settings.register_profile("explore", derandomize=False)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # pragma: no cover - hypothesis is a test dependency
+    pass
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:

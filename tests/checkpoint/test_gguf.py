@@ -329,6 +329,17 @@ def small_gguf_bytes(tmp_path_factory, tokenizer):
     return path.read_bytes()
 
 
+def test_damaged_hyper_parameters_name_the_file(small_gguf_bytes, tmp_path):
+    # a flipped byte in the KV-head count used to surface as an unlocated "invalid model config"
+    data = bytearray(small_gguf_bytes)
+    key = data.find(b"attention.head_count_kv")
+    data[key + len("attention.head_count_kv") + 4 + 1] = 1  # value (after the u32 type tag) += 256
+    bad = tmp_path / "damaged.gguf"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(LmforgeError, match=r"damaged\.gguf: invalid model config"):
+        load_model(bad)
+
+
 def test_damaged_files_never_escape_as_other_errors(small_gguf_bytes, tmp_path):
     # flip bytes in the header and directory, and truncate anywhere: either it loads, or it
     # fails with one LmforgeError naming the file, never with an IndexError/struct.error/...

@@ -216,3 +216,19 @@ def test_weights_that_do_not_match_config(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(LmforgeError, match="do not match"):
         load_model(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "change", [{"num_key_value_heads": 3}, {"hidden_size": None}], ids=["invalid", "missing"]
+)
+def test_bad_hyper_parameters_name_the_config_file(tmp_path, change):
+    random_hf_model("llama").save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    for key, value in change.items():
+        if value is None:
+            del config[key]
+        else:
+            config[key] = value
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(LmforgeError, match=r"config\.json: invalid model config"):
+        load_model(tmp_path)

@@ -155,8 +155,11 @@ def gguf_to_model(g: GGUFFile, dtype: torch.dtype = torch.float32) -> Transforme
         config = config_from_gguf(g)
         sd = {k: v.to(dtype) for k, v in state_dict_from_gguf(g, config).items()}
         return Transformer.from_state_dict(config, sd)
-    except LmforgeError:
-        raise
+    except LmforgeError as e:
+        if str(g.path) in str(e):
+            raise
+        # e.g. ModelConfig.validate rejecting hyper-parameters read from a damaged header
+        raise LmforgeError(f"{g.path}: {e}") from e
     except (ValueError, TypeError, RuntimeError, KeyError, OverflowError) as e:
         # metadata of the wrong type, shapes that contradict the hyper-parameters, ...
         detail = " ".join(str(e).split())[:200]

@@ -340,7 +340,14 @@ def load_hf_model(directory: str | Path, dtype: torch.dtype = torch.float32) -> 
     """A Transformer from an HF (or lmforge-native) model directory."""
     directory = Path(directory)
     hf_config = read_hf_config(directory)
-    config = config_from_hf(hf_config, directory)
+    try:
+        config = config_from_hf(hf_config, directory)
+    except LmforgeError as e:
+        if str(directory) in str(e):
+            raise
+        raise LmforgeError(f"{directory / 'config.json'}: {e}") from e
+    except (KeyError, TypeError, ValueError) as e:  # a missing or mistyped hyper-parameter
+        raise LmforgeError(f"{directory / 'config.json'}: invalid model config ({e!r})") from e
     # what we saved uses the names of the HF architecture that fits the config (see save_pretrained)
     arch = hf_architecture(config) if "lmforge" in hf_config else hf_config["model_type"]
     tensors = read_safetensors(directory)
