@@ -31,6 +31,7 @@ from lmforge.eval.multiple_choice import evaluate_multiple_choice
 from lmforge.eval.perplexity import perplexity, window_spans
 from lmforge.eval.report import write_run
 from lmforge.eval.tasks import data_dir, load_task
+from lmforge.hardware import cpu_has_amx
 
 MODEL = "smollm2-135m-instruct"
 
@@ -94,7 +95,9 @@ def main() -> int:
         "--dtype", default="float32", help="dtype for log-likelihood tasks and perplexity"
     )
     parser.add_argument(
-        "--gen-dtype", default="bfloat16", help="dtype for GSM8K decoding (bf16: AMX)"
+        "--gen-dtype",
+        default="auto",
+        help="dtype for GSM8K decoding (auto: bf16 with AMX, else fp32)",
     )
     parser.add_argument("--gsm8k", type=int, default=200, help="GSM8K questions (full run)")
     parser.add_argument("--batch-size", type=int, default=16, help="GSM8K prompts decoded together")
@@ -105,6 +108,8 @@ def main() -> int:
     )
     args = parser.parse_args()
 
+    if args.gen_dtype == "auto":  # bf16 is only fast with AMX; elsewhere it is emulated
+        args.gen_dtype = "bfloat16" if cpu_has_amx() else args.dtype
     out = Path(args.out) / ("quick" if args.quick else "full")
     limit_mc = 8 if args.quick else None
     limit_gen = 2 if args.quick else args.gsm8k

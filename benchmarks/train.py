@@ -122,12 +122,15 @@ def main() -> None:
     )
     ap.add_argument("--sizes", nargs="*", default=None, choices=list(SIZES))
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile column")
+    ap.add_argument("--steps", type=int, default=None, help="steps per round (default 20)")
+    ap.add_argument("--rounds", type=int, default=None, help="timed rounds (default 5)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     dtype = resolve_dtype(args.dtype, torch.device("cpu"))
     sizes = args.sizes or (["char-0.8M"] if args.quick else list(SIZES))
     steps, rounds = (5, 2) if args.quick else (20, 5)
+    steps, rounds = args.steps or steps, args.rounds or rounds
     print(f"# Training-step throughput, lmforge vs HF transformers {_hf_version()} "
           f"({str(dtype).removeprefix('torch.')}, {torch.get_num_threads()} threads, torch {torch.__version__})\n")  # fmt: skip
     compiled = not args.no_compile

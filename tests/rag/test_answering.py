@@ -15,6 +15,8 @@ from lmforge.rag.answer import (
     GroundedAnswerer,
     answer_sentences,
     build_context,
+    code_spans,
+    lexical_support,
     parse_citations,
 )
 from lmforge.rag.embedder import EmbeddingCache
@@ -51,6 +53,21 @@ def test_parse_citations():
         ("Lava escapes.", [2]),
         ("Ash falls.", [1]),
     ]
+
+
+def test_code_must_match_the_source_verbatim():
+    source = "Create it with the venv module: python3 -m venv tutorial-env, then activate it."
+    assert code_spans("Run `python3 -m  venv x` with -m and --user.") == [
+        "python3 -m venv x",
+        "-m",
+        "--user",
+    ]
+    assert code_spans("A well-known, long-term fix.") == []  # hyphenated words are not options
+    assert lexical_support("Create it with python3 -m venv tutorial-env.", source) > 0.9
+    # the same words, but an option that the source does not have
+    assert lexical_support("Create it with python3 -e venv tutorial-env.", source) == 0.0
+    assert lexical_support("Create it with `python3 -m venv tutorial-env`.", source) > 0.9
+    assert lexical_support("Create it with `python3 -m venv myenv`.", source) == 0.0
 
 
 def test_context_numbers_sources_and_respects_budget(retriever):

@@ -113,10 +113,21 @@ def _stem(word: str) -> str:
     return word
 
 
+# `inline code` spans and command-line options ("-m", "--user") in a sentence
+_CODE = re.compile(r"`([^`\n]+)`|(?<![\w-])(--?[A-Za-z][\w-]*)")
+
+
+def code_spans(text: str) -> list[str]:
+    """Inline code and command-line options: text a reader will type, so it must be verbatim."""
+    return [" ".join((code or option).split()) for code, option in _CODE.findall(text)]
+
+
 def lexical_support(claim: str, evidence: str) -> float:
     """Share of the claim's content words (lightly stemmed) that appear in the evidence.
 
-    Numbers are facts, not phrasing: a claim with a number the evidence lacks scores 0.
+    Numbers and code are facts, not phrasing: a claim with a number the evidence lacks, or with
+    inline code or a command-line option the evidence does not hold verbatim, scores 0. (Word
+    overlap alone passes "python3 -e venv" against "python3 -m venv".)
     """
     words = {_stem(w) for w in content_words(claim)}
     if not words:
@@ -124,6 +135,10 @@ def lexical_support(claim: str, evidence: str) -> float:
     found = {_stem(w) for w in content_words(evidence)}
     if any(w.isdigit() and w not in found for w in words):
         return 0.0
+    flat_evidence = " ".join(evidence.split())
+    for span in code_spans(claim):  # whole tokens: "-e" is not in "tutorial-env"
+        if not re.search(rf"(?<![\w-]){re.escape(span)}(?![\w-])", flat_evidence):
+            return 0.0
     return len(words & found) / len(words)
 
 
