@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tqdm import tqdm
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -58,7 +60,7 @@ def answer_text(answer) -> str:
 def run(answerer: GroundedAnswerer, questions, show: int = 0) -> dict:
     hit1 = hit5 = em = f1 = cited_ok = answered = refused = 0
     latencies = []
-    for question, golds, gold_doc in questions:
+    for question, golds, gold_doc in tqdm(questions, desc="questions", unit="q", file=sys.stderr):
         t = time.perf_counter()
         answer = answerer.ask(question)
         latencies.append((time.perf_counter() - t) * 1000)
