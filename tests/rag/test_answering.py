@@ -99,6 +99,21 @@ def test_supported_sentences_kept_unsupported_dropped(retriever):
     assert "Jupiter" in flagged.answer and "[unsupported]" in flagged.answer
 
 
+def test_restatements_and_dangling_lead_ins_are_dropped(retriever):
+    question = "Which towns did Vesuvius bury?"
+    hits = retriever.run(question, k=5).hits
+    n = next(i for i, h in enumerate(hits, start=1) if "Pompeii" in h.chunk.text)
+    other = next(i for i, h in enumerate(hits, start=1) if i != n)
+    chat = ScriptedChat(
+        f"Mount Vesuvius buried Pompeii and Herculaneum in 79 AD [{n}]. "
+        f"Vesuvius buried Pompeii [{n}]. Here is what the other source says: [{other}]"
+    )
+    answer = GroundedAnswerer(retriever, chat).ask(question)
+    assert answer.mode == "generated"
+    assert answer.answer == f"Mount Vesuvius buried Pompeii and Herculaneum in 79 AD. [{n}]"
+    assert [c.n for c in answer.citations] == [n]  # the dropped lead-in's source is not cited
+
+
 def test_wrong_citation_is_not_accepted(retriever):
     question = "Which towns did Vesuvius bury?"
     hits = retriever.run(question, k=5).hits

@@ -499,16 +499,20 @@ class GroundedAnswerer:
         if not raw or REFUSAL.lower().rstrip(".") in raw.lower():
             return None
         by_n = {s.n: s for s in sources}
-        kept: list[str] = []
+        kept: list[tuple[str, int | None]] = []  # (sentence, supporting source or None)
         checked: list[AnswerSentence] = []
         citations: dict[int, Citation] = {}
         seen_claims: set[str] = set()
+        kept_words: list[set[str]] = []  # content words of each kept sentence
         for claim, cited in answer_sentences(raw):
             cited = [n for n in cited if n in by_n]
             key = " ".join(content_words(claim))
             if not key or key in seen_claims:  # list markers, repeats
                 continue
             seen_claims.add(key)
+            words = set(content_words(claim))
+            if any(words <= earlier for earlier in kept_words):
+                continue  # a shorter restatement of a sentence already kept adds nothing
             if not set(content_words(claim)) - set(content_words(question)):
                 continue  # restates the question ("The year was [2]."): says nothing
             # An uncited sentence may still be supported: try every source (citation repair).
@@ -526,15 +530,18 @@ class GroundedAnswerer:
                 citations.setdefault(
                     n, Citation(n, chunk.doc_id, chunk.title, chunk.chunk_id, quote)
                 )
-                kept.append(f"{claim} [{n}]")  # the source that supports it, repaired if need be
+                kept.append((claim, n))  # the source that supports it, repaired if need be
+                kept_words.append(words)
             elif self.unsupported == "flag":
-                kept.append(f"{claim} [unsupported]")
-        if not any(s.supported for s in checked):
+                kept.append((claim, None))
+        while kept and kept[-1][0].endswith(":"):
+            kept.pop()  # a lead-in ("Here's how to do it:") whose content was dropped
+        used = {n for _, n in kept if n is not None}
+        if not used:
             return None
-        ordered = [citations[n] for n in sorted(citations)]
-        return Answer(
-            " ".join(kept), False, ordered, hits, mode="generated", sentences=checked, raw=raw
-        )
+        text = " ".join(f"{c} [{'unsupported' if n is None else n}]" for c, n in kept)
+        ordered = [citations[n] for n in sorted(citations) if n in used]
+        return Answer(text, False, ordered, hits, mode="generated", sentences=checked, raw=raw)
 
 
 def _ms(t0: float) -> float:
