@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from lmforge.checkpoint.gguf import SUPPORTED_QTYPES, GGUFFile, read_gguf
-from lmforge.errors import LmforgeError
+from lmforge.errors import LmforgeError, naming
 from lmforge.model import ModelConfig, Transformer
 from lmforge.model.rope import half_to_interleaved, interleaved_to_half, rope_inv_freq
 
@@ -156,10 +156,8 @@ def gguf_to_model(g: GGUFFile, dtype: torch.dtype = torch.float32) -> Transforme
         sd = {k: v.to(dtype) for k, v in state_dict_from_gguf(g, config).items()}
         return Transformer.from_state_dict(config, sd)
     except LmforgeError as e:
-        if str(g.path) in str(e):
-            raise
         # e.g. ModelConfig.validate rejecting hyper-parameters read from a damaged header
-        raise LmforgeError(f"{g.path}: {e}") from e
+        raise naming(g.path, e) from e
     except (ValueError, TypeError, RuntimeError, KeyError, OverflowError) as e:
         # metadata of the wrong type, shapes that contradict the hyper-parameters, ...
         detail = " ".join(str(e).split())[:200]

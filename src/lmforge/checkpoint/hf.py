@@ -29,7 +29,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from lmforge.errors import LmforgeError
+from lmforge.errors import LmforgeError, naming
 from lmforge.model import ModelConfig, Transformer
 
 LLAMA_LIKE = ("llama", "mistral", "qwen2", "mixtral")
@@ -340,14 +340,13 @@ def load_hf_model(directory: str | Path, dtype: torch.dtype = torch.float32) -> 
     """A Transformer from an HF (or lmforge-native) model directory."""
     directory = Path(directory)
     hf_config = read_hf_config(directory)
+    config_file = directory / "config.json"
     try:
-        config = config_from_hf(hf_config, directory)
+        config = config_from_hf(hf_config, config_file)
     except LmforgeError as e:
-        if str(directory) in str(e):
-            raise
-        raise LmforgeError(f"{directory / 'config.json'}: {e}") from e
+        raise naming(config_file, e) from e
     except (KeyError, TypeError, ValueError) as e:  # a missing or mistyped hyper-parameter
-        raise LmforgeError(f"{directory / 'config.json'}: invalid model config ({e!r})") from e
+        raise LmforgeError(f"{config_file}: invalid model config ({e!r})") from e
     # what we saved uses the names of the HF architecture that fits the config (see save_pretrained)
     arch = hf_architecture(config) if "lmforge" in hf_config else hf_config["model_type"]
     tensors = read_safetensors(directory)

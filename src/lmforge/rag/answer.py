@@ -504,16 +504,18 @@ class GroundedAnswerer:
         citations: dict[int, Citation] = {}
         seen_claims: set[str] = set()
         kept_words: list[set[str]] = []  # content words of each kept sentence
+        question_words = set(content_words(question))
         for claim, cited in answer_sentences(raw):
             cited = [n for n in cited if n in by_n]
-            key = " ".join(content_words(claim))
+            claim_words = content_words(claim)
+            key = " ".join(claim_words)
             if not key or key in seen_claims:  # list markers, repeats
                 continue
             seen_claims.add(key)
-            words = set(content_words(claim))
+            words = set(claim_words)
             if any(words <= earlier for earlier in kept_words):
                 continue  # a shorter restatement of a sentence already kept adds nothing
-            if not set(content_words(claim)) - set(content_words(question)):
+            if not words - question_words:
                 continue  # restates the question ("The year was [2]."): says nothing
             # An uncited sentence may still be supported: try every source (citation repair).
             candidates = cited or list(by_n)

@@ -166,6 +166,16 @@ def chunk_row(doc_id: str, chunk: Chunk) -> tuple:
     )
 
 
+# filter keys that are columns of the documents (d) or chunks (c) table, not metadata fields
+FILTER_COLUMNS = {
+    "source": "d.doc_id",
+    "doc_id": "d.doc_id",
+    "title": "d.title",
+    "mtime": "d.mtime",
+    "page": "c.page",
+}
+
+
 def query_terms(text: str) -> list[str]:
     """Lower-cased word tokens of a query, stopwords dropped, order kept, duplicates removed."""
     words = re.findall(r"\w+", text.lower())

@@ -16,7 +16,7 @@ import numpy as np
 
 from lmforge.errors import LmforgeError
 from lmforge.rag.filters import Condition, Filters, Principal
-from lmforge.rag.stores.base import chunk_row, query_terms
+from lmforge.rag.stores.base import FILTER_COLUMNS, chunk_row, query_terms
 from lmforge.rag.types import Chunk, DocumentRecord
 
 _SCHEMA = """
@@ -291,13 +291,7 @@ def _vector_literal(v: np.ndarray) -> str:
 
 
 def _condition_sql(cond: Condition) -> tuple[str, list[Any]]:
-    column = {
-        "source": "d.doc_id",
-        "doc_id": "d.doc_id",
-        "title": "d.title",
-        "mtime": "d.mtime",
-        "page": "c.page",
-    }.get(cond.key)
+    column = FILTER_COLUMNS.get(cond.key)
     if cond.op in ("eq", "in"):
         values = [_text(v) for v in (cond.value if cond.op == "in" else [cond.value])]
         if column:

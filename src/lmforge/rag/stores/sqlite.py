@@ -21,7 +21,7 @@ import numpy as np
 
 from lmforge.errors import LmforgeError
 from lmforge.rag.filters import Condition, Filters, Principal
-from lmforge.rag.stores.base import chunk_row, query_terms
+from lmforge.rag.stores.base import FILTER_COLUMNS, chunk_row, query_terms
 from lmforge.rag.stores.vectors import VectorIndex
 from lmforge.rag.types import Chunk, DocumentRecord
 
@@ -376,13 +376,7 @@ class SQLiteStore:
 
 def _condition_sql(cond: Condition) -> tuple[str, list[Any]]:
     """SQL for one filter condition on the joined documents (d) and chunks (c) rows."""
-    column = {
-        "source": "d.doc_id",
-        "doc_id": "d.doc_id",
-        "title": "d.title",
-        "mtime": "d.mtime",
-        "page": "c.page",
-    }.get(cond.key)
+    column = FILTER_COLUMNS.get(cond.key)
     path = "$." + '"' + cond.key + '"'
     if cond.op in ("eq", "in"):
         values = cond.value if cond.op == "in" else [cond.value]
