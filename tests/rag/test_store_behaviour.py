@@ -15,6 +15,8 @@ from lmforge.rag.indexer import Indexer
 from lmforge.rag.retriever import HybridRetriever
 from lmforge.rag.stores import open_store
 
+from .conftest import CORPUS, write_corpus
+
 
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path, monkeypatch):
@@ -276,3 +278,19 @@ def test_cli_acl_and_meta(store_url, corpus, cli, ask_json):
         "salaries.md"
     }
     assert "180,000" in allowed["answer"]
+
+
+def test_lexical_ranking_is_the_same_with_or_without_a_filter(store_url, embedder, tmp_path):
+    # With nothing to restrict, SQLite ranks inside FTS5 alone and joins only the top k; a filter
+    # (here one that keeps every document) takes the joined path. Both must rank alike.
+    public = {name: text for name, text in CORPUS.items() if not name.startswith("internal/")}
+    store = open_store(store_url)
+    index(store, embedder, [write_corpus(tmp_path / "public", public)], tmp_path, meta={"set": "a"})
+    keep_all = parse_filters({"set": "a"})
+    for query in ["green tea leaves", "glacier ice in the Alps", "volcano ash Pompeii"]:
+        plain = store.lexical_search(query, 5, parse_filters(None), ANONYMOUS)
+        filtered = store.lexical_search(query, 5, keep_all, ANONYMOUS)
+        assert plain, query
+        assert [c for c, _ in plain] == [c for c, _ in filtered], query
+        np.testing.assert_allclose([s for _, s in plain], [s for _, s in filtered], rtol=1e-9)
+    store.close()
