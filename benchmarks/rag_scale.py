@@ -242,7 +242,7 @@ def main() -> None:
     bm_qps = len(queries) / (time.perf_counter() - t)
     lexical_rows.append([f"bm25s (in memory; index built in {bm_index:.1f}s)", f"{bm_qps:.1f}"])
     for row in lexical_rows[:-1]:
-        row.append(f"{float(row[1]) / bm_qps:.2f}x")
+        row.append(f"{float(row[1]) / bm_qps:.3f}x")
     lexical_rows[-1].append("1.00x")
 
     import torch

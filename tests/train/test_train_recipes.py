@@ -22,12 +22,12 @@ def lmforge(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_shakespeare_char_reaches_1_88(tmp_path):
-    """The full recipe, unchanged (900 steps; ~30 s on a quiet 2-core AMX machine)."""
+    """The full recipe, unchanged (700 steps; about a minute on 2 AVX2 cores)."""
     r = lmforge("train", "configs/shakespeare_char.toml", "--out", str(tmp_path))
     assert r.returncode == 0, r.stderr[-3000:]
     metrics = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     final = metrics[-1]
-    assert final["step"] == 900
+    assert final["step"] == 700
     assert final["val_loss"] <= 1.88, final
     assert (tmp_path / "model.safetensors").is_file() and (tmp_path / "loss.png").is_file()
 
