@@ -1,4 +1,4 @@
-"""Decoding speed of lmforge (fp32, bf16, int8, int4) next to HF transformers, on SmolLM2-135M.
+"""Decoding speed of lmforge (fp32, bf16, int8, int4, fp16) next to HF transformers, on SmolLM2-135M.
 
     .venv/bin/python benchmarks/generate.py            # full run: ~200-token prompt, 128 new tokens
     .venv/bin/python benchmarks/generate.py --quick    # 16 new tokens, batch 8 skipped: checks it runs
@@ -110,8 +110,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="16 new tokens, no batch 8, 1 repeat")
     ap.add_argument("--no-hf", action="store_true", help="skip the HF transformers peer")
     ap.add_argument(
-        "--modes", default="fp32,bf16,int8,int4,auto",
-        help="auto = the default of load_chat_model / the CLI (bf16 on AMX, else fp32; int4 repack)",
+        "--modes", default="fp32,bf16,int8,int4,fp16,auto",
+        help="auto = the default of load_chat_model / the CLI (see chat.auto_quantization)",
     )  # fmt: skip
     ap.add_argument("--prompt-tokens", type=int, default=200)
     ap.add_argument("--new-tokens", type=int, default=128)
@@ -134,7 +134,7 @@ def main() -> int:
             model = base
         elif mode == "bf16":
             model = copy.deepcopy(base).to(torch.bfloat16)
-        elif mode in ("int8", "int4"):
+        elif mode in ("int8", "int4", "fp16"):
             model = quantize_model(copy.deepcopy(base), mode, gguf=gguf_path())
         elif mode == "auto":
             run_dtype, _ = resolve_mode("auto", "auto")

@@ -47,6 +47,9 @@ def test_generate_and_chat_run(capsys, monkeypatch) -> None:
         == 0
     )
     assert "Paris" in capsys.readouterr().out
+    args = ["generate", "--prompt", "The capital of France is", "--max-new-tokens", "5"]
+    assert main([*args, "--quantize", "fp16"]) == 0
+    assert "Paris" in capsys.readouterr().out
     monkeypatch.setattr(
         "sys.stdin", io.StringIO("What is 2+2? Answer with a number.\n/reset\n/exit\nignored\n")
     )

@@ -97,18 +97,20 @@ def tiny() -> Transformer:
     ).eval()
 
 
-@pytest.mark.parametrize("mode", ["int8", "int4"])
+@pytest.mark.parametrize("mode", ["int8", "int4", "fp16"])
 def test_quantize_model_replaces_every_linear(mode: str) -> None:
     model = tiny()
     ref = model(torch.tensor([[1, 2, 3, 4]]))
     quantize_model(model, mode)
     kinds = {type(m).__name__ for m in model.modules()}
-    assert "Linear" not in kinds and ("Int4Linear" if mode == "int4" else "Int8Linear") in kinds
-    # int8 mode: the head too; int4 mode: the head in fp16 (FBGEMM) by default
+    layer_kind = {"int8": "Int8Linear", "int4": "Int4Linear", "fp16": "Fp16Linear"}[mode]
+    assert "Linear" not in kinds and layer_kind in kinds
+    assert type(model.layers[1].feed_forward.w2).__name__ == layer_kind
+    # int8 and fp16 modes: the head too; int4 mode: the head in fp16 (FBGEMM) by default
     assert isinstance(model.output, Int8Linear if mode == "int8" else Fp16Linear)
     assert model.tok_embeddings.weight.dtype == torch.float32  # tied embedding kept for lookups
     out = model(torch.tensor([[1, 2, 3, 4]]))
-    assert rel_err(out, ref) < (0.05 if mode == "int8" else 0.25)
+    assert rel_err(out, ref) < {"int8": 0.05, "int4": 0.25, "fp16": 2e-3}[mode]
 
 
 @pytest.mark.parametrize("bias", [False, True])
@@ -189,6 +191,8 @@ def test_smollm2_perplexity_int8_under_1pct_int4_under_5pct(smollm2, shared_data
     assert abs(bf16 / base - 1) < 0.01
     assert int8 / base - 1 < 0.01
     assert int4 / base - 1 < 0.01  # the default: exact Q4_1 repack + fp16 head
+    fp16 = perplexity(quantize_model(copy.deepcopy(model), "fp16"), ids)
+    assert abs(fp16 / base - 1) < 0.001  # the file's weights to fp16 rounding
     assert int4_int8_head / base - 1 < 0.05
 
 

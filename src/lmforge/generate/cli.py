@@ -16,7 +16,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="auto", help="fp32 | bf16 | auto (bf16 on AMX CPUs)")
     p.add_argument(
         "--quantize", default="auto",
-        help="int8 | int4 | none | auto (int4 when the GGUF is already Q4_0/Q4_1: lossless repack)",
+        help="int8 | int4 | fp16 | none | auto (int4 when the GGUF is already Q4_0/Q4_1: lossless repack)",
     )  # fmt: skip
     p.add_argument("--group-size", type=int, default=32, help="int4 group size: 32, 64 or 128")
 

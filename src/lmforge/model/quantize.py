@@ -1,7 +1,9 @@
-"""Weight-only quantization: int8 per output channel and int4 group-wise, on PyTorch's CPU kernels.
+"""Weight-only quantization: int8 per output channel, int4 group-wise and fp16, on PyTorch's CPU
+kernels.
 
     from lmforge.model.quantize import quantize_model
     quantize_model(model, "int8")                  # every nn.Linear -> Int8Linear, in place
+    quantize_model(model, "fp16")                  # -> Fp16Linear (FBGEMM's packed fp16 GEMM)
     quantize_model(model, "int4", group_size=32)   # -> Int4Linear (groups of 32/64/128)
     quantize_model(model, "int4", gguf="SmolLM2.Q4_1.gguf")  # repack the file's Q4_0/Q4_1
                                                    # blocks as they are: no second rounding
@@ -36,7 +38,7 @@ from torch import nn
 
 from lmforge.errors import LmforgeError
 
-MODES = ("int8", "int4")
+MODES = ("int8", "int4", "fp16")
 HEAD_MODES = ("fp16", "int8", "int4")  # ways to store the output head in int4 mode
 GROUP_SIZES = (32, 64, 128)
 _INNER_K_TILES = 2  # int4pack tiling of K; 2 works for every K that is a multiple of 32
@@ -195,10 +197,11 @@ class Fp16Linear(nn.Module):
 
     `quantized::linear_dynamic_fp16` converts fp16 weights to fp32 in registers (AVX2 F16C)
     and multiplies in fp32, so it is as accurate as fp32 weights rounded to fp16 (relative
-    error ~2e-4) while reading half the bytes. At batch 1 on an AVX2-only CPU it is ~1.6x
-    faster than int8 `_weight_int8pack_mm` for SmolLM2's 49152 x 576 head (and ~2.5x faster
-    than the fp32 matmul), because the int8/int4 kernels are compute-bound there (measured in
-    docs/generate.md). The packed weight is an opaque object, not a tensor: it is not in the
+    error ~2e-4) while reading half the bytes. On an AVX2-only CPU, where unpacking int4/int8
+    is compute-bound, it is the fastest kernel for SmolLM2's 49152 x 576 head (~1.6x int8,
+    ~2.5x fp32; docs/generate.md) and for a single cache-resident layer (576 -> 1536: 89 us vs
+    156 us int4). A whole model in fp16 reads 4x int4's bytes from memory, though, and decodes
+    slower at batch 1 (19.5 vs 23.0 tok/s on SmolLM2), faster at batch 8 (86 vs 78). The packed weight is an opaque object, not a tensor: it is not in the
     state dict (quantized models are for inference, not for saving).
     """
 
@@ -264,9 +267,10 @@ def quantize_model(
     head: str | None = "auto",
     float_prefill: bool = False,
 ) -> nn.Module:
-    """Replace every nn.Linear of `model` (in place) with an int8 or int4 weight-only layer.
+    """Replace every nn.Linear of `model` (in place) with an int8, int4 or fp16 weight-only layer.
 
-    mode: "int8" (per output channel) or "int4" (group-wise, group_size 32, 64 or 128).
+    mode: "int8" (per output channel), "int4" (group-wise, group_size 32, 64 or 128) or "fp16"
+        (FBGEMM's packed fp16 weights: half the bytes of fp32, at fp16 rounding; `Fp16Linear`).
     gguf: path (or `read_gguf` result) of the GGUF file the model was loaded from; with int4,
         layers stored there as Q4_0/Q4_1 blocks of 32 are repacked exactly instead of being
         quantized a second time (the other layers are quantized from their float weights).
@@ -285,6 +289,8 @@ def quantize_model(
         raise LmforgeError(f"unknown quantization {mode!r} (choose from {', '.join(MODES)})")
     if group_size not in GROUP_SIZES:
         raise LmforgeError(f"int4 group size must be one of {GROUP_SIZES}, got {group_size}")
+    if mode == "fp16" and not fp16_kernel_available():
+        raise LmforgeError("fp16 weights need PyTorch built with FBGEMM (x86); use int8 or int4")
     exact: dict[str, Int4Linear] = {}
     if gguf is not None and mode == "int4" and group_size == 32:
         exact = gguf_int4_layers(model, gguf, act_dtype)
