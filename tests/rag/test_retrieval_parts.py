@@ -7,6 +7,7 @@ import pytest
 
 from lmforge.rag.embedder import (
     EmbeddingCache,
+    MemoEmbedder,
     MiniLMEmbedder,
     SentenceTransformerEmbedder,
     embed_with_cache,
@@ -77,6 +78,37 @@ def test_embedding_cache_skips_the_model(tmp_path, embedder):
     second, n2 = embed_with_cache(embedder, SENTENCES[:3], cache)
     assert (n1, n2) == (3, 0)
     assert np.allclose(first[:3], second) and np.allclose(first[0], first[3])
+
+
+class CountingEmbedder:
+    """Deterministic vectors from the text; counts the texts it is asked to embed."""
+
+    model_id, dim, max_tokens = "counting", 8, 64
+
+    def __init__(self) -> None:
+        self.embedded: list[str] = []
+
+    def count_tokens(self, texts):
+        return [len(t.split()) for t in texts]
+
+    def embed(self, texts):
+        self.embedded += list(texts)
+        rows = [np.random.default_rng(sum(map(ord, t))).standard_normal(8) for t in texts]
+        return np.asarray(rows, dtype=np.float32).reshape(len(texts), 8)
+
+
+def test_memo_embedder_embeds_each_text_once():
+    inner = CountingEmbedder()
+    memo = MemoEmbedder(inner, max_items=4)
+    first = memo.embed(["a", "b", "a"])
+    assert inner.embedded == ["a", "b"]  # the repeat within a call is computed once
+    second = memo.embed(["b", "c"])
+    assert inner.embedded == ["a", "b", "c"]  # and across calls
+    np.testing.assert_array_equal(first[0], first[2])
+    np.testing.assert_array_equal(second, inner.embed(["b", "c"]))
+    memo.embed(["d", "e"])  # past max_items: starts afresh, still correct
+    np.testing.assert_array_equal(memo.embed(["a"]), inner.embed(["a"]))
+    assert memo.embed([]).shape == (0, 8) and memo.dim == 8 and memo.model_id == "counting"
 
 
 def _fill(store: SQLiteStore, n_docs: int, per_doc: int, rng, start: int = 0) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 
 from lmforge.errors import LmforgeError
 from lmforge.rag.chunker import sentence_spans
-from lmforge.rag.embedder import Embedder
+from lmforge.rag.embedder import Embedder, MemoEmbedder
 from lmforge.rag.filters import ANONYMOUS, Principal
 from lmforge.rag.retriever import HybridRetriever, RetrievalResult
 from lmforge.rag.stores.base import STOPWORDS
@@ -354,9 +354,11 @@ class GroundedAnswerer:
         self.min_relevance = min_relevance
         self.unsupported = unsupported
         self.style = style
-        self.checker = checker or SupportChecker(self.embedder)
+        # the checks embed the same source sentences for many claims: compute each once
+        sentence_embedder = MemoEmbedder(self.embedder) if self.embedder is not None else None
+        self.checker = checker or SupportChecker(sentence_embedder)
         self.relevance_ratio = relevance_ratio
-        self.extractive = ExtractiveAnswerer(self.embedder)
+        self.extractive = ExtractiveAnswerer(sentence_embedder)
 
     def _count_tokens(self, text: str) -> int:
         tok = getattr(self.chat_model, "tokenizer", None)

@@ -253,6 +253,48 @@ def _make_embedder(name: str | None, precision: str) -> Embedder:
     raise LmforgeError(f"unknown embedder {name!r}: use 'minilm', a model directory, or 'st:DIR'")
 
 
+class MemoEmbedder:
+    """An embedder that computes each distinct text once and remembers it (in memory, up to
+    `max_items` texts, then starts afresh).
+
+    Answer checking embeds the same source sentences again and again: once per claim that cites
+    a source, for every source when a claim cites none, and for the relevance checks. Vectors
+    depend only on the text, so they can be reused.
+    """
+
+    def __init__(self, embedder: Embedder, max_items: int = 20_000):
+        self.embedder = embedder
+        self.max_items = max_items
+        self._vectors: dict[str, np.ndarray] = {}
+
+    # the wrapped embedder learns its sizes when its model loads: always ask it
+    @property
+    def model_id(self) -> str:
+        return self.embedder.model_id
+
+    @property
+    def dim(self) -> int:
+        return self.embedder.dim
+
+    @property
+    def max_tokens(self) -> int:
+        return self.embedder.max_tokens
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self.embedder.count_tokens(texts)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
+        if len(self._vectors) + len(missing) > self.max_items:
+            self._vectors.clear()
+            missing = list(dict.fromkeys(texts))
+        if missing:
+            self._vectors.update(zip(missing, self.embedder.embed(missing), strict=True))
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([self._vectors[t] for t in texts])
+
+
 def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
