@@ -17,6 +17,7 @@ from lmforge.rag.answer import (
     build_context,
     code_spans,
     lexical_support,
+    loop_cut,
     parse_citations,
 )
 from lmforge.rag.embedder import EmbeddingCache
@@ -35,6 +36,13 @@ class ScriptedChat:
     def chat(self, messages, max_new_tokens=256, temperature=0.0, stop=None):
         self.messages = messages
         return self.reply
+
+    def stream_chat(self, messages, max_new_tokens=256, temperature=0.0, stop=None):
+        self.messages = messages
+        self.streamed = ""
+        for i in range(0, len(self.reply), 3):  # a few characters at a time, like tokens
+            self.streamed += self.reply[i : i + 3]
+            yield self.reply[i : i + 3]
 
 
 @pytest.fixture
@@ -112,6 +120,26 @@ def test_restatements_and_dangling_lead_ins_are_dropped(retriever):
     assert answer.mode == "generated"
     assert answer.answer == f"Mount Vesuvius buried Pompeii and Herculaneum in 79 AD. [{n}]"
     assert [c.n for c in answer.citations] == [n]  # the dropped lead-in's source is not cited
+
+
+def test_loop_cut_finds_where_a_reply_starts_repeating():
+    assert loop_cut("Pompeii was buried in 79 AD [1]. It was a Roman town.") is None
+    stuck = "Use a try-except block [1]. This is a try-finally" + "-finally" * 8
+    assert stuck[: loop_cut(stuck)] == "Use a try-except block [1]."
+    again = "Break exits the loop early. " * 3
+    assert again[: loop_cut(again)].strip() == "Break exits the loop early."
+    assert loop_cut("finally-" * 12) is not None  # no sentence end: cut before the repeat
+
+
+def test_a_looping_reply_is_cut_and_not_read_to_the_end(retriever):
+    question = "Which towns did Vesuvius bury?"
+    hits = retriever.run(question, k=5).hits
+    n = next(i for i, h in enumerate(hits, start=1) if "Pompeii" in h.chunk.text)
+    looping = f"Mount Vesuvius buried Pompeii and Herculaneum [{n}]. It buried Pompeii-Pompeii"
+    chat = ScriptedChat(looping + "-Pompeii" * 200)
+    answer = GroundedAnswerer(retriever, chat).ask(question)
+    assert answer.answer == f"Mount Vesuvius buried Pompeii and Herculaneum. [{n}]"
+    assert len(chat.streamed) < len(looping) + 100  # generation stopped soon after the loop began
 
 
 def test_wrong_citation_is_not_accepted(retriever):

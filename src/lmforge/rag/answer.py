@@ -200,6 +200,22 @@ def strip_citations(text: str) -> str:
     return re.sub(r"\s*" + _CITATION.pattern, "", text).strip()
 
 
+_SENTENCE_END = re.compile(r"[.!?](?:\s*" + _CITATION.pattern + r")*(?=\s|$)")
+
+
+def loop_cut(text: str, span: int = 40) -> int | None:
+    """Where to cut a reply that has started repeating itself, or None if it has not.
+
+    Greedy decoding of a small model often falls into a loop ("try-finally-finally-..." or the
+    same paragraph again). When the last `span` characters already occur earlier, the reply is
+    cut at the end of the last whole sentence before that repeated stretch."""
+    if len(text) <= span or text.find(text[-span:], 0, len(text) - 1) < 0:
+        return None
+    repeat_start = len(text) - span
+    ends = [m.end() for m in _SENTENCE_END.finditer(text, 0, repeat_start)]
+    return ends[-1] if ends else repeat_start
+
+
 def build_context(
     hits: Sequence[Hit], count_tokens: Callable[[str], int], budget_tokens: int
 ) -> tuple[list[Source], str]:
@@ -487,12 +503,19 @@ class GroundedAnswerer:
             {"role": "system", "content": system},
             {"role": "user", "content": f"Sources:\n{context}\n\nQuestion: {question}"},
         ]
-        return self.chat_model.chat(
+        reply = ""
+        for delta in self.chat_model.stream_chat(
             messages,
             max_new_tokens=self.max_new_tokens,
             temperature=0.0,
             stop=["\n\n\n", "Question:"],
-        ).strip()
+        ):
+            reply += delta
+            cut = loop_cut(reply)
+            if cut is not None:  # going round in circles: stop generating, keep what came before
+                reply = reply[:cut]
+                break
+        return reply.strip()
 
     def _verify(
         self, raw: str, question: str, sources: list[Source], hits: list[Hit]
