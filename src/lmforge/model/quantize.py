@@ -201,8 +201,10 @@ class Fp16Linear(nn.Module):
     is compute-bound, it is the fastest kernel for SmolLM2's 49152 x 576 head (~1.6x int8,
     ~2.5x fp32; docs/generate.md) and for a single cache-resident layer (576 -> 1536: 89 us vs
     156 us int4). A whole model in fp16 reads 4x int4's bytes from memory, though, and decodes
-    slower at batch 1 (19.5 vs 23.0 tok/s on SmolLM2), faster at batch 8 (86 vs 78). The packed weight is an opaque object, not a tensor: it is not in the
-    state dict (quantized models are for inference, not for saving).
+    slower at batch 1 (19.5 vs 23.0 tok/s on SmolLM2), faster at batch 8 (86 vs 78).
+
+    The packed weight is an opaque object, not a tensor: it is not in the state dict (quantized
+    models are for inference, not for saving).
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:

@@ -284,15 +284,16 @@ class MemoEmbedder:
         return self.embedder.count_tokens(texts)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
-        if len(self._vectors) + len(missing) > self.max_items:
-            self._vectors.clear()
-            missing = list(dict.fromkeys(texts))
-        if missing:
-            self._vectors.update(zip(missing, self.embedder.embed(missing), strict=True))
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return np.stack([self._vectors[t] for t in texts])
+        known = self._vectors  # starting afresh swaps in a new dict, so threads never lose rows
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
+        if len(known) + len(missing) > self.max_items:
+            known = self._vectors = {}
+            missing = list(dict.fromkeys(texts))
+        if missing:
+            known.update(zip(missing, self.embedder.embed(missing), strict=True))
+        return np.stack([known[t] for t in texts])
 
 
 def content_hash(text: str) -> str:
