@@ -1,6 +1,6 @@
 """Time to val loss 1.88 on TinyShakespeare (characters): lmforge's recipe vs nanoGPT's CPU recipe.
 
-    python benchmarks/shakespeare.py            # both, one after the other (about 4 minutes here)
+    python benchmarks/shakespeare.py            # both, one after the other (about 5 minutes here)
     python benchmarks/shakespeare.py --ours     # only `lmforge train configs/shakespeare_char.toml`
 
 Each side runs in a fresh process and is timed from process start (imports, data loading and
