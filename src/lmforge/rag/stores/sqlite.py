@@ -40,6 +40,8 @@ CREATE TABLE IF NOT EXISTS documents (
 );
 CREATE TABLE IF NOT EXISTS doc_acl (doc_id TEXT NOT NULL, principal TEXT NOT NULL, PRIMARY KEY (principal, doc_id));
 CREATE INDEX IF NOT EXISTS doc_acl_doc ON doc_acl(doc_id);
+-- every search asks "is any document private?"; this keeps the answer O(1) at any size
+CREATE INDEX IF NOT EXISTS documents_private ON documents(doc_id) WHERE public = 0;
 CREATE TABLE IF NOT EXISTS chunks (
     rowid INTEGER PRIMARY KEY AUTOINCREMENT,
     chunk_id TEXT NOT NULL UNIQUE,
