@@ -13,6 +13,7 @@ from gguf import GGMLQuantizationType
 from gguf import quants as gguf_quants
 from torch import nn
 
+from lmforge import kernels
 from lmforge.checkpoint.gguf import GGUFTensor, dequantize
 from lmforge.errors import LmforgeError
 from lmforge.model import ModelConfig, Transformer
@@ -21,9 +22,11 @@ from lmforge.model.quantize import (
     HybridLinear,
     Int4Linear,
     Int8Linear,
+    default_head,
     gguf_blocks_to_int4,
     gguf_int4_layers,
     quantize_int4,
+    quantize_int8,
     quantize_model,
 )
 
@@ -38,50 +41,79 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / b.norm())
 
 
+def int8_activations(x: torch.Tensor) -> torch.Tensor:
+    """What lmforge's kernels multiply by: x rounded to int8 per block of 32 (zero-padded)."""
+    k = x.shape[-1]
+    xb = nn.functional.pad(x, (0, -k % 32)).reshape(*x.shape[:-1], -1, 32)
+    d = xb.abs().amax(-1, keepdim=True) / 127
+    return (torch.round(xb / torch.where(d > 0, d, 1)) * d).flatten(-2)[..., :k]
+
+
+@pytest.fixture(params=["lmforge", "pytorch"])
+def backend(request, monkeypatch) -> str:
+    """Run a test on lmforge's kernels and on PyTorch's (the fallback where they can't build)."""
+    if request.param == "lmforge" and not kernels.available():
+        pytest.skip("lmforge's kernels do not build here (test_kernels checks where they must)")
+    if request.param == "pytorch":
+        monkeypatch.setattr(kernels, "available", lambda: False)
+    return request.param
+
+
+def reference(layer: nn.Module, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """The layer's output computed in float from its own dequantized weights."""
+    xq = int8_activations(x) if getattr(layer, "native", False) else x
+    return nn.functional.linear(xq, layer.dequantize(), bias)
+
+
 @pytest.mark.parametrize(("k", "n", "bias"), [(64, 32, False), (576, 960, True), (100, 37, True)])
-def test_int8_matches_its_dequantized_weights(k: int, n: int, bias: bool) -> None:
+def test_int8_matches_its_dequantized_weights(backend: str, k: int, n: int, bias: bool) -> None:
     lin = linear(k, n, bias)
     x = torch.randn(5, 3, k)
     q8 = Int8Linear.from_linear(lin, act_dtype=torch.float32)
-    ref = nn.functional.linear(x, q8.dequantize(), lin.bias)
-    torch.testing.assert_close(q8(x), ref, rtol=1e-3, atol=1e-3)
-    assert rel_err(q8(x), lin(x)) < 0.01  # per-channel int8: well under 1% of the output
-    fast = Int8Linear.from_linear(lin)  # bf16 activations
+    assert q8.native == (backend == "lmforge")
+    torch.testing.assert_close(q8(x), reference(q8, x, lin.bias), rtol=1e-4, atol=1e-4)
+    assert rel_err(q8(x), lin(x)) < 0.01  # int8 weights (and activations): under 1%
+    fast = Int8Linear.from_linear(lin)  # the default act_dtype (bf16 for PyTorch's kernel)
     assert fast(x).dtype == torch.float32 and rel_err(fast(x), lin(x)) < 0.02
+
+
+def test_int8_blocks_are_q8_0_and_round_trip() -> None:
+    weights = np.random.default_rng(0).standard_normal((6, 64)).astype(np.float32)
+    raw = gguf_quants.quantize(weights, GGMLQuantizationType.Q8_0)
+    exact = dequantize(raw, GGMLQuantizationType.Q8_0)
+    q, d = quantize_int8(exact)  # a Q8_0 tensor quantized again: the same numbers
+    torch.testing.assert_close(q.float() * d.repeat_interleave(32, 1), exact, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("group_size", [32, 64, 128])
 @pytest.mark.parametrize(("k", "n"), [(576, 960), (100, 37)])
-def test_int4_matches_the_kernel_convention(group_size: int, k: int, n: int) -> None:
+def test_int4_matches_the_q4_1_convention(backend: str, group_size: int, k: int, n: int) -> None:
     lin = linear(k, n, bias=True)
     q4 = Int4Linear.from_linear(lin, group_size, act_dtype=torch.float32)
-    # reference dequantization: w = (q - 8) * scale + zero, groups along K
+    # reference dequantization: w = d * q + m, groups along K
     w = nn.functional.pad(lin.weight.detach(), (0, -k % group_size))
-    q, scale, zero = quantize_int4(w, group_size)
-    ref_w = (
-        (q.float() - 8) * scale.repeat_interleave(group_size, 1)
-        + zero.repeat_interleave(group_size, 1)
-    )[:, :k]
-    torch.testing.assert_close(q4.dequantize(), ref_w, rtol=1e-5, atol=1e-6)
+    q, d, m = quantize_int4(w, group_size)
+    assert d.dtype == torch.float32 and torch.equal(d, d.half().float())  # stored as fp16
+    ref_w = q.float() * d.repeat_interleave(group_size, 1) + m.repeat_interleave(group_size, 1)
+    torch.testing.assert_close(q4.dequantize(), ref_w[:, :k], rtol=1e-5, atol=1e-6)
     x = torch.randn(4, k)
-    torch.testing.assert_close(
-        q4(x), nn.functional.linear(x, ref_w, lin.bias), rtol=1e-4, atol=1e-4
-    )
+    torch.testing.assert_close(q4(x), reference(q4, x, lin.bias), rtol=1e-4, atol=1e-4)
     assert rel_err(q4(x), lin(x)) < 0.12
 
 
 @pytest.mark.parametrize("qtype", ["Q4_0", "Q4_1"])
-def test_gguf_blocks_repack_exactly(qtype: str) -> None:
+def test_gguf_blocks_repack_exactly(backend: str, qtype: str) -> None:
     t = GGMLQuantizationType[qtype]
     weights = np.random.default_rng(0).standard_normal((48, 128)).astype(np.float32)
     raw = gguf_quants.quantize(weights, t)
     tensor = GGUFTensor("blk.0.ffn_up.weight", t, (48, 128), raw)
-    q, scale, zero = gguf_blocks_to_int4(tensor)
-    layer = Int4Linear(q, scale, zero, 32, 128, act_dtype=torch.float32)
+    q, d, m = gguf_blocks_to_int4(tensor)
+    layer = Int4Linear(q, d, m, 32, 128, act_dtype=torch.float32)
     exact = dequantize(raw, t)
     torch.testing.assert_close(layer.dequantize(), exact, rtol=0, atol=2e-6)
     x = torch.randn(3, 128)
-    torch.testing.assert_close(layer(x), x @ exact.T, rtol=1e-5, atol=1e-5)
+    xq = int8_activations(x) if backend == "lmforge" else x
+    torch.testing.assert_close(layer(x), xq @ exact.T, rtol=1e-5, atol=1e-5)
 
 
 def test_gguf_repack_rejects_other_types() -> None:
@@ -106,8 +138,11 @@ def test_quantize_model_replaces_every_linear(mode: str) -> None:
     layer_kind = {"int8": "Int8Linear", "int4": "Int4Linear", "fp16": "Fp16Linear"}[mode]
     assert "Linear" not in kinds and layer_kind in kinds
     assert type(model.layers[1].feed_forward.w2).__name__ == layer_kind
-    # int8 and fp16 modes: the head too; int4 mode: the head in fp16 (FBGEMM) by default
-    assert isinstance(model.output, Int8Linear if mode == "int8" else Fp16Linear)
+    # int8 and fp16 modes: the head too; int4 mode: the head as default_head() says
+    head = {"int8": Int8Linear, "fp16": Fp16Linear}.get(mode)
+    if mode == "int4":
+        head = Int8Linear if default_head() == "int8" else Fp16Linear
+    assert isinstance(model.output, head)
     assert model.tok_embeddings.weight.dtype == torch.float32  # tied embedding kept for lookups
     out = model(torch.tensor([[1, 2, 3, 4]]))
     assert rel_err(out, ref) < {"int8": 0.05, "int4": 0.25, "fp16": 2e-3}[mode]

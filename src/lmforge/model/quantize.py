@@ -1,5 +1,4 @@
-"""Weight-only quantization: int8 per output channel, int4 group-wise and fp16, on PyTorch's CPU
-kernels.
+"""Weight-only quantization: int8 and int4 in GGUF's blocks of 32, and fp16, for CPU decoding.
 
     from lmforge.model.quantize import quantize_model
     quantize_model(model, "int8")                  # every nn.Linear -> Int8Linear, in place
@@ -8,23 +7,19 @@ kernels.
     quantize_model(model, "int4", gguf="SmolLM2.Q4_1.gguf")  # repack the file's Q4_0/Q4_1
                                                    # blocks as they are: no second rounding
 
-Formats (what the kernels expect):
-- int8: w[n, k] = scale[n] * q[n, k], q in [-127, 127]; `aten._weight_int8pack_mm(x, q, scale)`.
-- int4: w[n, k] = (q[n, k] - 8) * scale[n, g] + zero[n, g] with g = k // group_size and
-  q in [0, 15]; `aten._convert_weight_to_int4pack_for_cpu` packs q and
-  `aten._weight_int4pack_mm_for_cpu(x, packed, group_size, scales_and_zeros[K/g, N, 2])` runs.
-  This is the "tinygemm" zero-point convention (the zero is a float offset, centred on q = 8).
+Formats (the bytes are GGUF's, so a GGUF model's blocks are used as they are):
+- int8 = Q8_0: per block of 32 weights along K, w = d * q with q in [-127, 127], d fp16.
+- int4 = Q4_1: per block of 32, w = d * q + m with q in [0, 15], d and m fp16. Groups of 64 or
+  128 share one (d, m), repeated in each of their blocks.
+- Q4_0 (w = d * (q - 8)) is Q4_1 with m = -8 d, exactly.
 
-GGUF blocks map onto int4 without rounding again:
-- Q4_0 (w = d * (q - 8)):      scale = d, zero = 0
-- Q4_1 (w = d * q + m):        scale = d, zero = m + 8 d   (so (q - 8) d + m + 8 d = d q + m)
-- Q8_0 (w = d * q, 32-blocks): int8pack has one scale per output row, so Q8_0 cannot be repacked
-  exactly; its (exactly dequantized) float weights are quantized per channel like any other.
-
-Activations: the CPU kernels only have vectorised paths for bfloat16/float16 activations (with
-float32 they run an order of magnitude slower), so quantized layers compute in `act_dtype`
-(bfloat16 by default) and return the caller's dtype. With act_dtype=float32 the GGUF repack is
-exact up to float32 rounding (tested).
+Kernels: lmforge's own AVX2 kernels (`lmforge.kernels`) quantize the activations to int8 per
+block of 32 and multiply bytes, as llama.cpp does: 2.5-3.5x PyTorch's int4 kernel on this AVX2
+CPU (docs/generate.md). Where they cannot be built (no compiler, no AVX2), the layers fall back to
+PyTorch's kernels: `aten._weight_int4pack_mm_for_cpu` for int4 (the same weights, repacked to its
+"tinygemm" layout) and `aten._weight_int8pack_mm` for int8 (one scale per output channel,
+quantized again from the blocks). Those only have fast paths for bfloat16/float16 activations,
+so they compute in `act_dtype` (bfloat16 by default).
 """
 
 from __future__ import annotations
@@ -36,65 +31,97 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lmforge import kernels
 from lmforge.errors import LmforgeError
 
 MODES = ("int8", "int4", "fp16")
 HEAD_MODES = ("fp16", "int8", "int4")  # ways to store the output head in int4 mode
 GROUP_SIZES = (32, 64, 128)
-_INNER_K_TILES = 2  # int4pack tiling of K; 2 works for every K that is a multiple of 32
+BLOCK = 32  # weights per GGUF block
+_INNER_K_TILES = 2  # tinygemm int4pack tiling of K; 2 works for every K that is a multiple of 32
+
+
+def _fp16(x: torch.Tensor) -> torch.Tensor:
+    """x rounded to float16 and back: block scales are stored as fp16."""
+    return x.to(torch.float16).float()
+
+
+def _pad_k(w: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Zero columns up to a multiple of K: they meet zero-padded activations."""
+    return F.pad(w, (0, -w.shape[1] % multiple))
+
+
+def _pad_x(x2: torch.Tensor, k: int) -> torch.Tensor:
+    return x2 if x2.shape[1] == k else F.pad(x2, (0, k - x2.shape[1]))
 
 
 # -- int8 -------------------------------------------------------------------------------------
 
 
 def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetric per-output-channel int8: weight [N, K] -> (q int8 [N, K], scale float32 [N])."""
-    w = weight.detach().float()
-    scale = w.abs().amax(dim=1).clamp(min=1e-12) / 127.0
-    q = torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8)
-    return q, scale
+    """Symmetric int8 per block of 32 along K, as GGUF's Q8_0.
+
+    weight [N, K] (K a multiple of 32) -> (q int8 [N, K] in [-127, 127], d [N, K/32] fp16 values).
+    Re-quantizing a dequantized Q8_0 tensor gives back its q and d exactly.
+    """
+    n, k = weight.shape
+    w = weight.detach().float().reshape(n, k // BLOCK, BLOCK)
+    d = _fp16(w.abs().amax(dim=-1) / 127)  # [N, K/32]
+    inv = torch.where(d > 0, 1 / d, torch.zeros_like(d))
+    q = torch.round(w * inv[..., None]).clamp(-127, 127).to(torch.int8)
+    return q.reshape(n, k), d
 
 
 class Int8Linear(nn.Module):
-    """y = x @ (scale * q).T + bias with int8 weights read by `_weight_int8pack_mm`."""
+    """y = x @ W.T + bias with int8 weights in Q8_0 blocks (`lmforge.kernels.q8_0_linear`)."""
 
     def __init__(
         self,
-        q: torch.Tensor,  # int8 [N, K]
-        scale: torch.Tensor,  # [N]
+        q: torch.Tensor,  # int8 [N, Kp], Kp = K padded to a multiple of 32
+        d: torch.Tensor,  # [N, Kp/32]
+        in_features: int,
         bias: torch.Tensor | None = None,
         act_dtype: torch.dtype = torch.bfloat16,
     ) -> None:
         super().__init__()
-        self.out_features, self.in_features = q.shape
-        self.act_dtype = act_dtype
-        # the kernel's vector loop reads K in steps of 8 (other K crash it): pad with zeros
-        q = F.pad(q, (0, -self.in_features % 8))
-        self.padded_in = q.shape[1]
-        self.register_buffer("weight_int8", q.contiguous())
-        self.register_buffer("scale", scale.to(act_dtype).contiguous())
+        self.out_features, self.padded_in = q.shape
+        self.in_features, self.act_dtype = in_features, act_dtype
+        self.native = kernels.available()
+        if self.native:
+            self.register_buffer("qs", q.to(torch.int8).contiguous())
+            self.register_buffer("d", d.to(torch.float16).contiguous())
+        else:  # PyTorch's kernel: one scale per output channel, quantized from the blocks
+            w = q.float() * d.repeat_interleave(BLOCK, 1)
+            scale = (w.abs().amax(dim=1) / 127).clamp(min=1e-12)
+            q_row = torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8)
+            self.register_buffer("weight_int8", q_row.contiguous())
+            self.register_buffer("scale", scale.to(act_dtype))
         self.register_buffer("bias", None if bias is None else bias.detach().clone())
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, act_dtype: torch.dtype = torch.bfloat16) -> Int8Linear:
-        q, scale = quantize_int8(linear.weight)
-        return cls(q, scale, linear.bias, act_dtype)
+        q, d = quantize_int8(_pad_k(linear.weight.detach().float(), BLOCK))
+        return cls(q, d, linear.in_features, linear.bias, act_dtype)
 
     def dequantize(self) -> torch.Tensor:
-        w = self.weight_int8.float() * self.scale.float()[:, None]
+        """The float weight [N, K] the kernel computes with."""
+        if self.native:
+            w = self.qs.float() * self.d.float().repeat_interleave(BLOCK, 1)
+        else:
+            w = self.weight_int8.float() * self.scale.float()[:, None]
         return w[:, : self.in_features]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [..., K] -> [..., N]
+        if self.native:  # one call: padding, dtypes and bias are handled inside
+            return kernels.int8_linear(x, self.qs, self.d, self.bias)
         shape = x.shape
-        x2 = x.reshape(-1, shape[-1]).to(self.act_dtype)
-        if self.padded_in != self.in_features:
-            x2 = F.pad(x2, (0, self.padded_in - self.in_features))
+        x2 = _pad_x(x.reshape(-1, shape[-1]).to(self.act_dtype), self.padded_in)
         y = torch.ops.aten._weight_int8pack_mm(x2, self.weight_int8, self.scale)
         y = y.to(x.dtype).reshape(*shape[:-1], self.out_features)
         return y if self.bias is None else y + self.bias.to(x.dtype)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, int8"
+        return f"in_features={self.in_features}, out_features={self.out_features}, int8 (Q8_0)"
 
 
 # -- int4 -------------------------------------------------------------------------------------
@@ -103,28 +130,28 @@ class Int8Linear(nn.Module):
 def quantize_int4(
     weight: torch.Tensor, group_size: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Asymmetric min/max int4 per group along K.
+    """Asymmetric min/max int4 per group along K, in Q4_1's convention w = d * q + m.
 
-    weight [N, K] (K a multiple of group_size) -> q int32 [N, K] in [0, 15],
-    scale [N, K/g], zero [N, K/g] in the kernel's convention w = (q - 8) * scale + zero.
+    weight [N, K] (K a multiple of group_size) -> q int32 [N, K] in [0, 15], d [N, K/g] and
+    m [N, K/g], both fp16 values (what the blocks store; q is rounded against them).
     """
     n, k = weight.shape
     w = weight.detach().float().reshape(n, k // group_size, group_size)
     lo, hi = w.amin(dim=-1), w.amax(dim=-1)  # [N, K/g]
-    scale = ((hi - lo) / 15).clamp(min=1e-12)
-    q = torch.round((w - lo[..., None]) / scale[..., None]).clamp(0, 15).to(torch.int32)
-    zero = lo + 8 * scale
-    return q.reshape(n, k), scale, zero
+    d, m = _fp16((hi - lo) / 15), _fp16(lo)
+    inv = torch.where(d > 0, 1 / d, torch.zeros_like(d))
+    q = torch.round((w - m[..., None]) * inv[..., None]).clamp(0, 15).to(torch.int32)
+    return q.reshape(n, k), d, m
 
 
 class Int4Linear(nn.Module):
-    """y = x @ W.T + bias with group-wise int4 weights read by `_weight_int4pack_mm_for_cpu`."""
+    """y = x @ W.T + bias with int4 weights in Q4_1 blocks (`lmforge.kernels.q4_1_linear`)."""
 
     def __init__(
         self,
         q: torch.Tensor,  # int32 [N, Kp] in [0, 15], Kp = K padded to a multiple of group_size
-        scale: torch.Tensor,  # [N, Kp/g]
-        zero: torch.Tensor,  # [N, Kp/g]
+        d: torch.Tensor,  # [N, Kp/g]
+        m: torch.Tensor,  # [N, Kp/g]: w = d * q + m
         group_size: int,
         in_features: int,
         bias: torch.Tensor | None = None,
@@ -133,47 +160,61 @@ class Int4Linear(nn.Module):
         super().__init__()
         self.out_features, self.padded_in = q.shape
         self.in_features, self.group_size, self.act_dtype = in_features, group_size, act_dtype
-        # the packing wants N to be a multiple of 16: pad with zero rows, sliced off in forward
-        pad_n = -self.out_features % 16
+        self.native = kernels.available()
+        if self.native:
+            per_block = group_size // BLOCK  # a group of 64 or 128 repeats its (d, m)
+            d, m = d.repeat_interleave(per_block, 1), m.repeat_interleave(per_block, 1)
+            if q.shape[1] % 64:  # the kernel reads blocks in pairs: one more, of zeros
+                q, d, m = F.pad(q, (0, 32)), F.pad(d, (0, 1)), F.pad(m, (0, 1))
+            self.register_buffer("qs", kernels.pack_int4(q))
+            self.register_buffer("d", d.to(torch.float16).contiguous())
+            self.register_buffer("m", m.to(torch.float16).contiguous())
+        else:
+            self._pack_tinygemm(q, d, m)
+        self.register_buffer("bias", None if bias is None else bias.detach().clone())
+
+    def _pack_tinygemm(self, q: torch.Tensor, d: torch.Tensor, m: torch.Tensor) -> None:
+        """PyTorch's layout: w = (q - 8) * scale + zero, so scale = d and zero = m + 8 d."""
+        zero = m + 8 * d
+        pad_n = -self.out_features % 16  # it wants N a multiple of 16: zero rows, sliced off
         if pad_n:
             q = F.pad(q, (0, 0, 0, pad_n), value=8)
-            scale, zero = F.pad(scale, (0, 0, 0, pad_n)), F.pad(zero, (0, 0, 0, pad_n))
+            d, zero = F.pad(d, (0, 0, 0, pad_n)), F.pad(zero, (0, 0, 0, pad_n))
         packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(
             q.to(torch.int32).contiguous(), _INNER_K_TILES
         )
         self.register_buffer("weight_int4", packed)
-        # [K/g, N, 2]: what the kernel wants
-        sz = torch.stack([scale.float().t(), zero.float().t()], dim=-1).to(act_dtype).contiguous()
-        self.register_buffer("scales_and_zeros", sz)
-        self.register_buffer("bias", None if bias is None else bias.detach().clone())
+        sz = torch.stack([d.float().t(), zero.float().t()], dim=-1)  # [K/g, N, 2]
+        self.register_buffer("scales_and_zeros", sz.to(self.act_dtype).contiguous())
 
     @classmethod
     def from_linear(
         cls, linear: nn.Linear, group_size: int = 32, act_dtype: torch.dtype = torch.bfloat16
     ) -> Int4Linear:
-        w = linear.weight.detach().float()
-        k = w.shape[1]
-        w = F.pad(w, (0, -k % group_size))  # zero columns meet zero activations
-        q, scale, zero = quantize_int4(w, group_size)
-        return cls(q, scale, zero, group_size, k, linear.bias, act_dtype)
+        q, d, m = quantize_int4(_pad_k(linear.weight.detach().float(), group_size), group_size)
+        return cls(q, d, m, group_size, linear.in_features, linear.bias, act_dtype)
 
     def dequantize(self) -> torch.Tensor:
-        """The float weight [N, K] the kernel computes with (recovered through the kernel)."""
-        eye = torch.eye(self.padded_in, dtype=torch.float32)
-        sz = self.scales_and_zeros.float()
-        w_t = torch.ops.aten._weight_int4pack_mm_for_cpu(eye, self.weight_int4, self.group_size, sz)
-        return w_t.t()[: self.out_features, : self.in_features].contiguous()
+        """The float weight [N, K] the kernel computes with."""
+        if self.native:
+            d, m = (t.float().repeat_interleave(BLOCK, 1) for t in (self.d, self.m))
+            w = kernels.unpack_int4(self.qs).float() * d + m
+        else:  # recovered through the kernel itself
+            eye = torch.eye(self.padded_in, dtype=torch.float32)
+            sz = self.scales_and_zeros.float()
+            w = torch.ops.aten._weight_int4pack_mm_for_cpu(
+                eye, self.weight_int4, self.group_size, sz
+            ).t()
+        return w[: self.out_features, : self.in_features].contiguous()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [..., K] -> [..., N]
+        if self.native:  # one call: padding, dtypes and bias are handled inside
+            return kernels.int4_linear(x, self.qs, self.d, self.m, self.bias)
         shape = x.shape
-        x2 = x.reshape(-1, shape[-1]).to(self.act_dtype)
-        if self.padded_in != self.in_features:
-            x2 = F.pad(x2, (0, self.padded_in - self.in_features))
+        x2 = _pad_x(x.reshape(-1, shape[-1]).to(self.act_dtype), self.padded_in)
         y = torch.ops.aten._weight_int4pack_mm_for_cpu(
             x2, self.weight_int4, self.group_size, self.scales_and_zeros
-        )
-        if y.shape[-1] != self.out_features:
-            y = y[:, : self.out_features]
+        )[:, : self.out_features]
         y = y.to(x.dtype).reshape(*shape[:-1], self.out_features)
         return y if self.bias is None else y + self.bias.to(x.dtype)
 
@@ -258,6 +299,14 @@ class HybridLinear(nn.Module):
 # -- whole models -----------------------------------------------------------------------------
 
 
+def default_head() -> str:
+    """How int4 mode stores the output head unless told: int8 (Q8_0) on lmforge's kernels, else
+    fp16 where FBGEMM exists (the fastest of PyTorch's kernels for it on AVX2), else int8."""
+    if kernels.available():
+        return "int8"
+    return "fp16" if fp16_kernel_available() else "int8"
+
+
 def quantize_model(
     model: nn.Module,
     mode: str = "int8",
@@ -305,7 +354,7 @@ def quantize_model(
             if head is None:
                 continue
             if head == "auto":
-                head = "fp16" if fp16_kernel_available() else "int8"
+                head = default_head()
             if head not in HEAD_MODES:
                 raise LmforgeError(
                     f"unknown head quantization {head!r} (choose from {', '.join(HEAD_MODES)})"
@@ -338,7 +387,8 @@ def _set_module(root: nn.Module, name: str, new: nn.Module) -> None:
 def gguf_blocks_to_int4(
     tensor: Any,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Q4_0/Q4_1 GGUF tensor -> (q int32 [N, K], scale [N, K/32], zero [N, K/32]), exactly."""
+    """Q4_0/Q4_1 GGUF tensor -> (q int32 [N, K], d [N, K/32], m [N, K/32]) with w = d * q + m,
+    exactly (Q4_0's w = d * (q - 8) is m = -8 d)."""
     from gguf import GGMLQuantizationType as Q
 
     if tensor.qtype not in (Q.Q4_0, Q.Q4_1):
@@ -351,11 +401,10 @@ def gguf_blocks_to_int4(
     qs = blocks[..., start:]  # [N, nb, 16]: weight j in the low nibble, j + 16 in the high one
     q = torch.cat([qs & 0xF, qs >> 4], dim=-1).to(torch.int32).reshape(n, -1)  # [N, K]
     if tensor.qtype == Q.Q4_0:
-        zero = torch.zeros_like(d)
+        m = -8 * d
     else:
         m = blocks[..., 2:4].contiguous().view(torch.float16).float().squeeze(-1)
-        zero = m + 8 * d
-    return q, d, zero
+    return q, d, m
 
 
 def _gguf_sources(model: nn.Module, g: Any) -> dict[str, tuple[list[tuple[str, int]], bool]]:
@@ -405,20 +454,20 @@ def gguf_int4_layers(
             t = g.tensors.get(tensor_name)
             if t is None or t.qtype.name not in ("Q4_0", "Q4_1"):
                 break
-            q, scale, zero = gguf_blocks_to_int4(t)
+            q, d, m = gguf_blocks_to_int4(t)
             if heads:  # the same row permutation the loader applied to the float weights
-                q, scale, zero = (interleaved_to_half(x, heads) for x in (q, scale, zero))
-            parts.append((q, scale, zero))
+                q, d, m = (interleaved_to_half(x, heads) for x in (q, d, m))
+            parts.append((q, d, m))
         else:
-            q, scale, zero = (torch.cat(x) for x in zip(*parts, strict=True))
-            w = (q.float() - 8) * scale.repeat_interleave(32, 1) + zero.repeat_interleave(32, 1)
+            q, d, m = (torch.cat(x) for x in zip(*parts, strict=True))
+            w = q.float() * d.repeat_interleave(BLOCK, 1) + m.repeat_interleave(BLOCK, 1)
             # a bf16/fp16 model holds the file's weights rounded: compare at its precision
             rtol = max(1e-3, 2 * torch.finfo(linear.weight.dtype).eps)
             if w.shape != linear.weight.shape or not torch.allclose(
                 w, linear.weight.detach().float(), rtol=rtol, atol=1e-6
             ):
                 continue  # the model's weights are not the file's: quantize them normally
-            layers[name] = Int4Linear(q, scale, zero, 32, w.shape[1], None, act_dtype)
+            layers[name] = Int4Linear(q, d, m, BLOCK, w.shape[1], None, act_dtype)
     return layers
 
 

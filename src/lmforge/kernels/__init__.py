@@ -1,0 +1,137 @@
+"""lmforge's own CPU kernels (blocks.cpp), compiled on first use and cached.
+
+    from lmforge import kernels
+    if kernels.available():
+        y = kernels.int4_linear(x, kernels.pack_int4(q), d, m)   # w = d * q + m, blocks of 32
+
+The kernels multiply activations by int4 and int8 weights quantized in blocks of 32 (GGUF's
+Q4_1 and Q8_0) with AVX2 integer instructions, which decodes several times faster than
+PyTorch's int4 CPU kernel on CPUs without AMX (docs/generate.md). They are built with PyTorch's C++ extension loader
+(a C++ compiler is needed, and ninja, a dependency; the first build takes about half a minute)
+into $TORCH_EXTENSIONS_DIR (default ~/.cache/torch_extensions) and loaded from there afterwards.
+
+Where they cannot be built (no compiler, no AVX2, not x86) `available()` is False, the reason is
+logged once, and the quantized layers fall back to PyTorch's kernels. LMFORGE_KERNELS=0 turns
+them off.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import platform
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("blocks.cpp")
+# -fopenmp: at::parallel_for splits the rows over PyTorch's own OpenMP threads (the same
+# libgomp PyTorch loaded, so the two never spin against each other)
+FLAGS = ["-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp"]
+
+
+@functools.cache
+def available() -> bool:
+    """True once the kernels are compiled and loaded (compiles them on the first call)."""
+    reason = _unsupported_reason()
+    if reason is None:
+        try:
+            _build()
+            return True
+        except Exception as e:  # a compiler error is a reason to fall back, not to fail
+            reason = f"building {SOURCE.name} failed: {str(e).strip().splitlines()[-1]}"
+    log.info("lmforge kernels unavailable (%s); using PyTorch's kernels", reason)
+    return False
+
+
+def _unsupported_reason() -> str | None:
+    if os.environ.get("LMFORGE_KERNELS", "1") == "0":
+        return "LMFORGE_KERNELS=0"
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return f"{platform.machine()} is not x86-64"
+    if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
+        return "the CPU has no AVX2"
+    if not _find_ninja():
+        return "ninja is not installed"
+    if shutil.which(os.environ.get("CXX", "c++")) is None:
+        return "no C++ compiler"
+    return None
+
+
+def _find_ninja() -> bool:
+    """PyTorch's loader runs `ninja` from PATH; the PyPI package's copy counts too."""
+    if shutil.which("ninja"):
+        return True
+    try:
+        import ninja
+    except ImportError:
+        return False
+    os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
+    return True
+
+
+def build_directory() -> Path:
+    """Where the compiled library is cached: one folder per PyTorch version (its C++ ABI)."""
+    from torch.utils.cpp_extension import get_default_build_root
+
+    return Path(get_default_build_root()) / f"lmforge_kernels-torch{torch.__version__}"
+
+
+def _build() -> None:
+    from torch.utils.cpp_extension import load
+
+    folder = build_directory()
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / "lmforge_kernels.so").exists():
+        print("lmforge: compiling CPU kernels (once, about 30 s) ...", file=sys.stderr, flush=True)
+    load(
+        name="lmforge_kernels",
+        sources=[str(SOURCE)],
+        extra_cflags=FLAGS,
+        extra_ldflags=["-fopenmp"],
+        build_directory=str(folder),
+        is_python_module=False,  # the library registers torch.ops.lmforge.* itself
+        verbose=False,
+    )
+
+
+def int4_linear(
+    x: torch.Tensor,
+    qs: torch.Tensor,
+    d: torch.Tensor,
+    m: torch.Tensor,
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """x [..., K'] @ W.T + bias -> [..., N] in x's dtype, W = d * q + m per block of 32.
+
+    qs uint8 [N, K/2] from `pack_int4`, d and m fp16 [N, K/32]; K a multiple of 64 and
+    K' <= K (the weights' extra columns are zero padding)."""
+    return torch.ops.lmforge.int4_linear(x, qs, d, m, bias)
+
+
+def int8_linear(
+    x: torch.Tensor, qs: torch.Tensor, d: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """x [..., K'] @ W.T + bias -> [..., N], W = d * q per block of 32: qs int8 [N, K],
+    d fp16 [N, K/32], K a multiple of 32 and K' <= K."""
+    return torch.ops.lmforge.int8_linear(x, qs, d, bias)
+
+
+def pack_int4(q: torch.Tensor) -> torch.Tensor:
+    """q [N, K] in 0..15 -> uint8 [N, K/2] in GGUF's nibble order (within each block of 32,
+    byte j holds weight j in its low nibble and weight j + 16 in its high one)."""
+    n, k = q.shape
+    q = q.to(torch.uint8).reshape(n, k // 32, 32)
+    return (q[..., :16] | (q[..., 16:] << 4)).reshape(n, k // 2).contiguous()
+
+
+def unpack_int4(qs: torch.Tensor) -> torch.Tensor:
+    """The inverse of `pack_int4`: uint8 [N, K/2] -> int32 [N, K] in 0..15."""
+    n = qs.shape[0]
+    b = qs.reshape(n, -1, 16)
+    return torch.cat([b & 0xF, b >> 4], dim=-1).reshape(n, -1).to(torch.int32)

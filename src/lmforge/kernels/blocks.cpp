@@ -1,0 +1,248 @@
+// y = x @ W.T for int4 and int8 weights quantized in blocks of 32 (GGUF's Q4_1 and Q8_0), AVX2.
+//
+// Decoding one token multiplies a single row by every weight, so it is bound by how fast the
+// weights are read and unpacked. PyTorch's int4 CPU kernel unpacks to bf16 and multiplies in
+// float; this one does what llama.cpp does instead: quantize the activations to int8 per block
+// of 32 (x ~ dx * qx) and multiply bytes with AVX2's u8 x s8 -> s16 instruction (maddubs), 32
+// products per instruction, then scale once per block:
+//
+//   int4:  w = d * q + m,  q in 0..15:   sum_j w_j x_j ~ d dx sum_j q_j qx_j + m (dx sum_j qx_j)
+//   int8:  w = d * q,      q in -127..127: sum_j w_j x_j ~ d dx sum_j q_j qx_j
+//
+// Layouts, per output row n (K a multiple of 64 for int4, of 32 for int8; d and m fp16):
+//   int4: qs uint8 [N, K/2], GGUF's nibble order: in block b (bytes 16b..16b+15), byte j holds
+//         weight 32b+j in its low nibble and 32b+j+16 in its high one; d, m [N, K/32].
+//   int8: qs int8 [N, K]; d [N, K/32].
+//
+// Ops (registered with PyTorch's dispatcher; threads from PyTorch's OpenMP pool), for x [..., K']
+// of any float dtype with K' <= K (the weights' K is zero-padded), y [..., N] in x's dtype:
+//   torch.ops.lmforge.int4_linear(x, qs, d, m, bias=None) -> y
+//   torch.ops.lmforge.int8_linear(x, qs, d, bias=None) -> y
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <immintrin.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <vector>
+
+namespace {
+
+constexpr int64_t QK = 32;  // weights per block
+
+// Activations quantized per block of 32: x ~ d * q, and s = d * sum(q) for int4's offset term.
+struct QuantizedRows {
+  int64_t nb;               // blocks per row
+  std::vector<int8_t> q;    // [M, K]; with pair_halves, in the order the int4 loop reads
+  std::vector<float> d, s;  // [M, nb]
+};
+
+// x [M, k_in] (k_in <= K; the missing columns are zeros) -> int8 blocks of 32.
+// pair_halves: store each pair of blocks (a, b) as a0..15 b0..15 a16..31 b16..31, the order in
+// which the int4 loop unpacks 32 bytes of nibbles (low nibbles of a and b, then high ones).
+QuantizedRows quantize_rows(const float* x, int64_t M, int64_t k_in, int64_t K, bool pair_halves) {
+  const int64_t nb = K / QK;
+  QuantizedRows out{nb, std::vector<int8_t>(M * K), std::vector<float>(M * nb),
+                    std::vector<float>(M * nb)};
+  float block[QK];
+  for (int64_t r = 0; r < M; ++r) {
+    for (int64_t b = 0; b < nb; ++b) {
+      const int64_t col = b * QK, n = std::clamp<int64_t>(k_in - col, 0, QK);
+      std::fill(std::copy(x + r * k_in + col, x + r * k_in + col + n, block), block + QK, 0.f);
+      float amax = 0.f;
+      for (int64_t j = 0; j < QK; ++j) amax = std::max(amax, std::fabs(block[j]));
+      const float d = amax / 127.f, inv = d > 0.f ? 1.f / d : 0.f;
+      int8_t* dst = out.q.data() + r * K;
+      int sum = 0;
+      for (int64_t j = 0; j < QK; ++j) {
+        const int q = static_cast<int>(std::nearbyint(block[j] * inv));  // half to even
+        int64_t at = col + j;
+        if (pair_halves) at = (b / 2) * 64 + (j / 16) * 32 + (b % 2) * 16 + j % 16;
+        dst[at] = static_cast<int8_t>(q);
+        sum += q;
+      }
+      out.d[r * nb + b] = d;
+      out.s[r * nb + b] = d * static_cast<float>(sum);
+    }
+  }
+  return out;
+}
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+// 8 fp16 values -> 8 floats
+inline __m256 load_half8(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+// sum over blocks of m[b] * s[b] (int4's offset term), 8 blocks at a time
+inline float offset_sum(const uint16_t* m, const float* s, int64_t nb) {
+  __m256 acc = _mm256_setzero_ps();
+  int64_t b = 0;
+  for (; b + 8 <= nb; b += 8) acc = _mm256_fmadd_ps(load_half8(m + b), _mm256_loadu_ps(s + b), acc);
+  float total = hsum(acc);
+  for (; b < nb; ++b) total += _cvtsh_ss(m[b]) * s[b];
+  return total;
+}
+
+// One int4 weight row against MR activation rows: y[r * ldy] = w . x[first + r].
+// Each step reads two blocks: 32 bytes of nibbles, low nibbles (weights 0..15 of both blocks)
+// and high nibbles (16..31) meet the activations stored in that order (pair_halves); the two
+// u8 x s8 sums fit in int16 (2 * 2 * 15 * 127), so they are added before widening. Lanes 0..3
+// of the result belong to the first block, 4..7 to the second: scaled by [da x4, db x4].
+template <int MR>
+void int4_row(const uint8_t* qs, const uint16_t* d, const uint16_t* m, const QuantizedRows& x,
+              int64_t first, float* y, int64_t ldy) {
+  const int64_t nb = x.nb;
+  const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  const __m256i spread = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+  __m256 acc[MR];
+  for (int r = 0; r < MR; ++r) acc[r] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; b += 2) {
+    const __m256i packed = load256(qs + b * 16);
+    const __m256i lo = _mm256_and_si256(packed, low4);
+    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
+    uint32_t d_pair;
+    std::memcpy(&d_pair, d + b, sizeof d_pair);
+    const __m128 dw = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(d_pair)));  // da, db
+    for (int r = 0; r < MR; ++r) {
+      const int8_t* xq = x.q.data() + (first + r) * nb * QK + b * QK;
+      const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, load256(xq)),
+                                           _mm256_maddubs_epi16(hi, load256(xq + 32)));
+      const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+      const __m128 dx = _mm_castpd_ps(_mm_load_sd(
+          reinterpret_cast<const double*>(x.d.data() + (first + r) * nb + b)));
+      const __m256 scale =
+          _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_mul_ps(dw, dx)), spread);
+      acc[r] = _mm256_fmadd_ps(scale, p, acc[r]);
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+    y[r * ldy] = hsum(acc[r]) + offset_sum(m, x.s.data() + (first + r) * nb, nb);
+}
+
+// One int8 weight row against MR activation rows. maddubs wants one unsigned operand: it gets
+// |w|, and x carries w's sign (|w| <= 127, |x| <= 127: the pair sums fit in int16).
+template <int MR>
+void int8_row(const int8_t* qs, const uint16_t* d, const uint16_t* /*unused*/,
+              const QuantizedRows& x, int64_t first, float* y, int64_t ldy) {
+  const int64_t nb = x.nb;
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[MR];
+  for (int r = 0; r < MR; ++r) acc[r] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m256i q = load256(qs + b * QK);
+    const __m256i q_abs = _mm256_sign_epi8(q, q);
+    const float dw = _cvtsh_ss(d[b]);
+    for (int r = 0; r < MR; ++r) {
+      const int64_t i = (first + r) * nb + b;
+      const __m256i x_signed = _mm256_sign_epi8(load256(x.q.data() + i * QK), q);
+      const __m256i p16 = _mm256_maddubs_epi16(q_abs, x_signed);
+      const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x.d[i]), p, acc[r]);
+    }
+  }
+  for (int r = 0; r < MR; ++r) y[r * ldy] = hsum(acc[r]);
+}
+
+// The shared driver: checks, activation quantization, rows split over threads, 4 activation
+// rows at a time (each weight row is read once per 4), bias, shape and dtype of the result.
+template <typename Q, template <int> class Row>
+at::Tensor block_linear(const char* name, const at::Tensor& x_in, const at::Tensor& qs,
+                        const at::Tensor& d, const at::Tensor* m,
+                        const std::optional<at::Tensor>& bias, int64_t K, bool pair_halves) {
+  TORCH_CHECK(x_in.dim() >= 1 && at::isFloatingType(x_in.scalar_type()),
+              name, ": x must be a float tensor [..., K]");
+  TORCH_CHECK(qs.dim() == 2 && qs.is_contiguous() && d.is_contiguous() &&
+                  d.scalar_type() == at::kHalf && d.sizes() == at::IntArrayRef({qs.size(0), K / QK}),
+              name, ": weights must be contiguous, d fp16 [N, K/32]");
+  const int64_t k_in = x_in.size(-1), N = qs.size(0), nb = K / QK;
+  TORCH_CHECK(k_in <= K, name, ": x has ", k_in, " features, the weights ", K);
+  const at::Tensor x = x_in.reshape({-1, k_in}).to(at::kFloat).contiguous();
+  const int64_t M = x.size(0);
+  at::Tensor y = at::empty({M, N}, x.options());
+  if (M > 0 && N > 0) {
+    const QuantizedRows xq = quantize_rows(x.data_ptr<float>(), M, k_in, K, pair_halves);
+    const Q* w = reinterpret_cast<const Q*>(qs.data_ptr());
+    const int64_t row_bytes = qs.size(1);
+    const auto* dp = reinterpret_cast<const uint16_t*>(d.data_ptr());
+    const auto* mp = m ? reinterpret_cast<const uint16_t*>(m->data_ptr()) : nullptr;
+    float* out = y.data_ptr<float>();
+    at::parallel_for(0, N, 16, [&](int64_t n0, int64_t n1) {
+      for (int64_t n = n0; n < n1; ++n) {
+        const Q* wn = w + n * row_bytes;
+        const uint16_t* dn = dp + n * nb;
+        const uint16_t* mn = mp ? mp + n * nb : nullptr;
+        float* yn = out + n;
+        int64_t r = 0;
+        for (; r + 4 <= M; r += 4) Row<4>::run(wn, dn, mn, xq, r, yn + r * N, N);
+        switch (M - r) {
+          case 3: Row<3>::run(wn, dn, mn, xq, r, yn + r * N, N); break;
+          case 2: Row<2>::run(wn, dn, mn, xq, r, yn + r * N, N); break;
+          case 1: Row<1>::run(wn, dn, mn, xq, r, yn + r * N, N); break;
+          default: break;
+        }
+      }
+    });
+  }
+  if (bias) y.add_(*bias);
+  std::vector<int64_t> shape(x_in.sizes().begin(), x_in.sizes().end());
+  shape.back() = N;
+  return y.view(shape).to(x_in.scalar_type());
+}
+
+template <int MR>
+struct Int4Row {
+  static void run(const uint8_t* qs, const uint16_t* d, const uint16_t* m, const QuantizedRows& x,
+                  int64_t first, float* y, int64_t ldy) {
+    int4_row<MR>(qs, d, m, x, first, y, ldy);
+  }
+};
+
+template <int MR>
+struct Int8Row {
+  static void run(const int8_t* qs, const uint16_t* d, const uint16_t* m, const QuantizedRows& x,
+                  int64_t first, float* y, int64_t ldy) {
+    int8_row<MR>(qs, d, m, x, first, y, ldy);
+  }
+};
+
+at::Tensor int4_linear(const at::Tensor& x, const at::Tensor& qs, const at::Tensor& d,
+                       const at::Tensor& m, const std::optional<at::Tensor>& bias) {
+  TORCH_CHECK(qs.scalar_type() == at::kByte && qs.dim() == 2 && qs.size(1) % 32 == 0,
+              "int4_linear: qs must be uint8 [N, K/2] with K a multiple of 64");
+  TORCH_CHECK(m.sizes() == d.sizes() && m.scalar_type() == at::kHalf && m.is_contiguous(),
+              "int4_linear: m must be fp16 like d");
+  return block_linear<uint8_t, Int4Row>("int4_linear", x, qs, d, &m, bias, qs.size(1) * 2, true);
+}
+
+at::Tensor int8_linear(const at::Tensor& x, const at::Tensor& qs, const at::Tensor& d,
+                       const std::optional<at::Tensor>& bias) {
+  TORCH_CHECK(qs.scalar_type() == at::kChar && qs.dim() == 2 && qs.size(1) % QK == 0,
+              "int8_linear: qs must be int8 [N, K] with K a multiple of 32");
+  return block_linear<int8_t, Int8Row>("int8_linear", x, qs, d, nullptr, bias, qs.size(1), false);
+}
+
+}  // namespace
+
+TORCH_LIBRARY(lmforge, m) {
+  m.def("int4_linear(Tensor x, Tensor qs, Tensor d, Tensor m, Tensor? bias=None) -> Tensor");
+  m.def("int8_linear(Tensor x, Tensor qs, Tensor d, Tensor? bias=None) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(lmforge, CPU, m) {
+  m.impl("int4_linear", &int4_linear);
+  m.impl("int8_linear", &int8_linear);
+}
