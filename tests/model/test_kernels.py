@@ -92,3 +92,58 @@ def test_kernels_reject_bad_inputs() -> None:
         kernels.int4_linear(torch.randn(1, 32), qs[:, :16], d[:, :1], m[:, :1])
     with pytest.raises(RuntimeError, match="int8"):
         kernels.int8_linear(torch.randn(1, 64), q.to(torch.uint8), d)
+
+
+@needs_kernels
+def test_rms_norm_matches_pytorch() -> None:
+    x, w = torch.randn(3, 5, 100), torch.randn(100)
+    want = nn.functional.rms_norm(x, (100,), w, 1e-5)
+    torch.testing.assert_close(kernels.rms_norm(x, w, 1e-5), want, rtol=1e-5, atol=1e-5)
+
+
+def reference_attention(qkv, rope, k_cache, v_cache, pos, H, KV, mask):
+    """The eager path: RoPE, cache write, SDPA with GQA (what Attention.forward does)."""
+    from lmforge.model.rope import apply_rope
+
+    B, D = qkv.shape[0], k_cache.shape[-1]
+    q, k, v = qkv.view(B, 1, H + 2 * KV, D).split([H, KV, KV], dim=2)
+    if rope is not None:
+        q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+    k_cache[:B, :, pos], v_cache[:B, :, pos] = k[:, 0], v[:, 0]
+    allowed = torch.ones(B, 1, 1, pos + 1, dtype=torch.bool)
+    if mask is not None:
+        allowed = mask[..., : pos + 1].reshape(-1, 1, 1, pos + 1).clone()
+        allowed[..., pos] = True
+    y = nn.functional.scaled_dot_product_attention(
+        q.transpose(1, 2), k_cache[:B, :, : pos + 1], v_cache[:B, :, : pos + 1],
+        attn_mask=allowed, enable_gqa=True,
+    )  # fmt: skip
+    return y.transpose(1, 2).reshape(B, 1, H * D)
+
+
+@needs_kernels
+@pytest.mark.parametrize(("B", "H", "KV", "use_rope", "masked"), [
+    (1, 9, 3, True, False), (3, 4, 4, True, True), (2, 6, 2, False, True), (1, 2, 1, False, False),
+])  # fmt: skip
+def test_decode_attention_matches_sdpa(B: int, H: int, KV: int, use_rope: bool, masked: bool):
+    torch.manual_seed(0)
+    D, S_max, pos = 64, 40, 17
+    k_cache, v_cache = torch.randn(B + 1, KV, S_max, D), torch.randn(B + 1, KV, S_max, D)
+    qkv = torch.randn(B, 1, (H + 2 * KV) * D)
+    rope = (torch.randn(B, 1, 1, D), torch.randn(B, 1, 1, D)) if use_rope else None
+    mask = (torch.rand(B, 1, 1, S_max) > 0.3) if masked else None
+    k_ref, v_ref = k_cache.clone(), v_cache.clone()
+    want = reference_attention(qkv, rope, k_ref, v_ref, pos, H, KV, mask)
+    got = kernels.decode_attention(qkv, rope, k_cache, v_cache, pos, H, KV, mask)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(k_cache, k_ref)  # the same slot written, other rows untouched
+    torch.testing.assert_close(v_cache, v_ref)
+
+
+@needs_kernels
+def test_decode_attention_rejects_mismatched_shapes() -> None:
+    cache = torch.zeros(1, 2, 8, 64)
+    with pytest.raises(RuntimeError, match="do not match"):
+        kernels.decode_attention(torch.randn(1, 1, 5 * 64), None, cache, cache.clone(), 0, 4, 2)
+    with pytest.raises(RuntimeError, match="outside the cache"):
+        kernels.decode_attention(torch.randn(1, 1, 8 * 64), None, cache, cache.clone(), 8, 4, 2)

@@ -219,3 +219,30 @@ def test_last_only_returns_final_position():
     tokens = torch.randint(0, 97, (2, 9))
     with torch.no_grad():
         torch.testing.assert_close(model(tokens, last_only=True), model(tokens)[:, -1:])
+
+
+def test_fused_decode_kernels_match_the_eager_path(monkeypatch) -> None:
+    """Batched, left-padded decoding through lmforge's fused kernels (RMSNorm, attention) gives
+    the eager PyTorch path's logits."""
+    from lmforge import kernels
+
+    if not kernels.available():
+        pytest.skip("lmforge's kernels do not build here")
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=64, dim=64, n_layers=2, n_heads=4, n_kv_heads=2, max_seq_len=32)
+    model = Transformer(config).eval()
+    tokens = torch.randint(0, 64, (2, 6))
+    key_ok = torch.ones(2, 32, dtype=torch.bool)
+    key_ok[1, :2] = False  # row 1 is left-padded by two slots
+
+    def decode() -> torch.Tensor:
+        model.setup_cache(3, 16)
+        with torch.inference_mode():
+            mask = key_ok[:, None, None, :5]
+            model(tokens[:, :5], torch.arange(5), None, mask)
+            positions = torch.tensor([[5], [3]])
+            return model(tokens[:, 5:], torch.tensor([5]), positions, key_ok[:, None, None, :6])
+
+    fused = decode()
+    monkeypatch.setattr(kernels, "available", lambda: False)
+    torch.testing.assert_close(fused, decode(), rtol=1e-4, atol=1e-5)

@@ -4,9 +4,10 @@
     if kernels.available():
         y = kernels.int4_linear(x, kernels.pack_int4(q), d, m)   # w = d * q + m, blocks of 32
 
-The kernels multiply activations by int4 and int8 weights quantized in blocks of 32 (GGUF's
-Q4_1 and Q8_0) with AVX2 integer instructions, which decodes several times faster than
-PyTorch's int4 CPU kernel on CPUs without AMX (docs/generate.md). They are built with PyTorch's C++ extension loader
+The kernels serve decoding on CPUs: int4 and int8 matmuls over weights quantized in blocks of 32
+(GGUF's Q4_1 and Q8_0) with AVX2 integer instructions, 2-3x PyTorch's int4 kernel here; and
+the small per-token steps fused into one call each (RMSNorm; RoPE + KV-cache write + attention),
+where eager PyTorch spends its time on per-op overhead (docs/generate.md). They are built with PyTorch's C++ extension loader
 (a C++ compiler is needed, and ninja, a dependency; the first build takes about half a minute)
 into $TORCH_EXTENSIONS_DIR (default ~/.cache/torch_extensions) and loaded from there afterwards.
 
@@ -29,7 +30,8 @@ import torch
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("blocks.cpp")
+# blocks.cpp: int4/int8 matmuls; decode.cpp: RMSNorm and one-token attention, fused
+SOURCES = [Path(__file__).with_name(name) for name in ("blocks.cpp", "decode.cpp")]
 # -fopenmp: at::parallel_for splits the rows over PyTorch's own OpenMP threads (the same
 # libgomp PyTorch loaded, so the two never spin against each other)
 FLAGS = ["-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp"]
@@ -44,7 +46,7 @@ def available() -> bool:
             _build()
             return True
         except Exception as e:  # a compiler error is a reason to fall back, not to fail
-            reason = f"building {SOURCE.name} failed: {str(e).strip().splitlines()[-1]}"
+            reason = f"building the kernels failed: {str(e).strip().splitlines()[-1]}"
     log.info("lmforge kernels unavailable (%s); using PyTorch's kernels", reason)
     return False
 
@@ -91,7 +93,7 @@ def _build() -> None:
         print("lmforge: compiling CPU kernels (once, about 30 s) ...", file=sys.stderr, flush=True)
     load(
         name="lmforge_kernels",
-        sources=[str(SOURCE)],
+        sources=[str(p) for p in SOURCES],
         extra_cflags=FLAGS,
         extra_ldflags=["-fopenmp"],
         build_directory=str(folder),
@@ -120,6 +122,35 @@ def int8_linear(
     """x [..., K'] @ W.T + bias -> [..., N], W = d * q per block of 32: qs int8 [N, K],
     d fp16 [N, K/32], K a multiple of 32 and K' <= K."""
     return torch.ops.lmforge.int8_linear(x, qs, d, bias)
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """F.rms_norm over the last dimension in one call (float32, no autograd)."""
+    return torch.ops.lmforge.rms_norm(x, weight, eps)
+
+
+def decode_attention(
+    qkv: torch.Tensor,
+    rope: tuple[torch.Tensor, torch.Tensor] | None,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    pos: int,
+    n_heads: int,
+    n_kv_heads: int,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """One new token per row: RoPE on q and k, k and v written to cache slot `pos`, attention
+    over slots 0..pos (GQA; `mask` [B|1, ..., >= pos+1] bool hides slots, never `pos` itself).
+
+    qkv [B, 1, (H + 2 KV) * D] (queries, keys, values), rope (cos, sin) [B|1, 1, 1, D] or None,
+    caches float32 [B', KV, S_max, D] with B' >= B -> [B, 1, H * D]."""
+    cos, sin = rope if rope is not None else (_EMPTY, _EMPTY)
+    return torch.ops.lmforge.decode_attention(
+        qkv, cos, sin, k_cache, v_cache, pos, n_heads, n_kv_heads, mask
+    )
+
+
+_EMPTY = torch.empty(0)
 
 
 def pack_int4(q: torch.Tensor) -> torch.Tensor:

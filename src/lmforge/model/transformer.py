@@ -25,12 +25,23 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from lmforge import kernels
 from lmforge.model.config import ModelConfig
 from lmforge.model.mlp import FeedForward, dropout
 from lmforge.model.moe import MoEFeedForward
 from lmforge.model.rope import apply_rope, rope_tables
 
 Rope = tuple[torch.Tensor, torch.Tensor]  # cos, sin: [B or 1, T, 1, D]
+
+
+def use_fused_kernels(x: torch.Tensor) -> bool:
+    """Inference in float32 on a CPU where lmforge's kernels build: fused decode steps apply."""
+    return (
+        not torch.is_grad_enabled()
+        and x.dtype == torch.float32
+        and x.device.type == "cpu"
+        and kernels.available()
+    )
 
 
 class KVCache(nn.Module):
@@ -87,7 +98,13 @@ class Attention(nn.Module):
     ) -> torch.Tensor:
         B, T, _ = x.shape
         H, KV, D = self.n_heads, self.n_kv_heads, self.head_dim
-        qkv = self.wqkv(x).view(B, T, H + 2 * KV, D)  # query heads, then key heads, then values
+        qkv = self.wqkv(x)  # [B, T, (H + 2 KV) * D]: query heads, then key heads, then values
+        cache = self.kv_cache
+        if T == 1 and cache is not None and cache.k.dtype == x.dtype and use_fused_kernels(x):
+            # one token: RoPE, cache write and attention in one call (per-op overhead dominates)
+            y = kernels.decode_attention(qkv, rope, cache.k, cache.v, kv_len - 1, H, KV, mask)
+            return self.resid_dropout(self.wo(y))
+        qkv = qkv.view(B, T, H + 2 * KV, D)
         qk, v = qkv.split([H + KV, KV], dim=2)
         if rope is not None:  # queries and keys rotate alike: one call for both
             qk = apply_rope(qk, *rope)
@@ -114,6 +131,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if use_fused_kernels(x):  # F.rms_norm runs as ~7 ops on CPU; this is one
+            return kernels.rms_norm(x, self.weight, self.eps)
         return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
 
 
