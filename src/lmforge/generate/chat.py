@@ -113,11 +113,11 @@ def auto_quantization(path: Path) -> str | None:
     """Return "int4" for a GGUF file whose block matrices are Q4_0/Q4_1, else None (floats).
 
     Decode reads every weight once per token, so fewer weight bytes decode faster (measured in
-    benchmarks/generate.py: on a 2-core AVX2 host int4 decodes 23.0 tok/s at batch 1, fp16
-    weights 19.5, int8 20.5, fp32 10.9). A GGUF's own Q4_0/Q4_1 blocks repack into the int4
-    kernel exactly, so int4 costs nothing over the file's weights; the output head is stored in
-    fp16 (+0.2% perplexity on SmolLM2, see `quantize_model`'s `head`). Float checkpoints stay
-    in floating point unless asked.
+    benchmarks/generate.py: on a 2-core AVX2 host int4 decodes 42.1 tok/s at batch 1, int8
+    36.9, fp16 26.6, fp32 10.1). A GGUF's own Q4_0/Q4_1 blocks are used as they are, so int4
+    costs nothing over the file's weights; the output head is stored in int8 (no measurable
+    perplexity change on SmolLM2, see `quantize_model`'s `head`). Float checkpoints stay in
+    floating point unless asked.
     """
     if not (path.is_file() and path.suffix.lower() == ".gguf"):
         return None
@@ -140,7 +140,7 @@ def load_chat_model(
     dtype: "auto" (bf16 on AMX CPUs, else fp32), "fp32" or "bf16".
     quantize: "auto" (int4 decode weights when the file's weights are Q4_0/Q4_1, see
         `auto_quantization`, with the float weights kept for prefill), None/"none", "int8"
-        (per channel), "int4" (group-wise; a GGUF's Q4_0/Q4_1 blocks are repacked exactly) or
+        (blocks of 32), "int4" (group-wise; a GGUF's Q4_0/Q4_1 blocks are used exactly) or
         "fp16" (FBGEMM).
     """
     from lmforge.checkpoint import load_model, resolve_model_path

@@ -24,6 +24,8 @@
 #include <immintrin.h>
 #include <torch/library.h>
 
+#include "simd.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -32,6 +34,8 @@
 #include <vector>
 
 namespace {
+
+using lmforge::hsum;
 
 constexpr int64_t QK = 32;  // weights per block
 
@@ -71,13 +75,6 @@ QuantizedRows quantize_rows(const float* x, int64_t M, int64_t k_in, int64_t K, 
     }
   }
   return out;
-}
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
 }
 
 inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }

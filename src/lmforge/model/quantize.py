@@ -238,11 +238,9 @@ class Fp16Linear(nn.Module):
 
     `quantized::linear_dynamic_fp16` converts fp16 weights to fp32 in registers (AVX2 F16C)
     and multiplies in fp32, so it is as accurate as fp32 weights rounded to fp16 (relative
-    error ~2e-4) while reading half the bytes. On an AVX2-only CPU, where unpacking int4/int8
-    is compute-bound, it is the fastest kernel for SmolLM2's 49152 x 576 head (~1.6x int8,
-    ~2.5x fp32; docs/generate.md) and for a single cache-resident layer (576 -> 1536: 89 us vs
-    156 us int4). A whole model in fp16 reads 4x int4's bytes from memory, though, and decodes
-    slower at batch 1 (19.5 vs 23.0 tok/s on SmolLM2), faster at batch 8 (86 vs 78).
+    error ~2e-4) while reading half the bytes of fp32. It is int4 mode's head where lmforge's
+    kernels can't be built (the fastest of PyTorch's kernels for it on AVX2). A whole model in
+    fp16 reads 4x int4's bytes and decodes at 26.6 tok/s on SmolLM2 vs 42.1 for int4.
 
     The packed weight is an opaque object, not a tensor: it is not in the state dict (quantized
     models are for inference, not for saving).
@@ -320,17 +318,16 @@ def quantize_model(
 ) -> nn.Module:
     """Replace every nn.Linear of `model` (in place) with an int8, int4 or fp16 weight-only layer.
 
-    mode: "int8" (per output channel), "int4" (group-wise, group_size 32, 64 or 128) or "fp16"
-        (FBGEMM's packed fp16 weights: half the bytes of fp32, at fp16 rounding; `Fp16Linear`).
+    mode: "int8" (blocks of 32, Q8_0), "int4" (group-wise, group_size 32, 64 or 128, Q4_1's
+        convention) or "fp16" (FBGEMM's packed fp16 weights; `Fp16Linear`).
     gguf: path (or `read_gguf` result) of the GGUF file the model was loaded from; with int4,
         layers stored there as Q4_0/Q4_1 blocks of 32 are repacked exactly instead of being
         quantized a second time (the other layers are quantized from their float weights).
     skip: names of modules to leave in floating point (e.g. ("output",)).
-    head: with int4, how to store the output head ("output"): "auto" (default: "fp16" where
-        FBGEMM exists, else "int8"), "fp16" (`Fp16Linear`), "int8", "int4", or None (floating
+    head: with int4, how to store the output head ("output"): "auto" (default: `default_head()`,
+        int8 on lmforge's kernels), "fp16" (`Fp16Linear`), "int8", "int4", or None (floating
         point). The head is the largest matrix and the most sensitive one: on SmolLM2, int4
-        there costs +6.6% perplexity, int8 +0.5%, fp16 nothing; and fp16 is also the fastest
-        head kernel on AVX2 (docs/generate.md).
+        there costs +5.4% perplexity, int8 and fp16 nothing measurable (docs/generate.md).
     float_prefill: keep the float weights too and use them when a call has 16 rows or more
         (prefill); decode steps use the quantized weights (`HybridLinear`). Costs the memory of
         both; speeds up long prompts where the quantized kernels are slower than float matmuls.
