@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 from torch import nn
@@ -18,6 +20,26 @@ def test_kernels_build_wherever_they_can() -> None:
     build would otherwise pass silently through the PyTorch fallback)."""
     if kernels._unsupported_reason() is None:
         assert kernels.available()
+
+
+def test_a_failed_build_falls_back_with_its_reason(monkeypatch, caplog) -> None:
+    def broken_build() -> None:
+        raise RuntimeError("Error building extension 'lmforge_kernels'\nc++: fatal error: no input")
+
+    kernels.available.cache_clear()
+    monkeypatch.setattr(kernels, "_unsupported_reason", lambda: None)
+    monkeypatch.setattr(kernels, "_build", broken_build)
+    try:
+        with caplog.at_level(logging.INFO, logger="lmforge.kernels"):
+            assert kernels.available() is False
+        assert "building the kernels failed: c++: fatal error: no input" in caplog.text
+    finally:
+        kernels.available.cache_clear()
+
+
+def test_kernels_can_be_turned_off(monkeypatch) -> None:
+    monkeypatch.setenv("LMFORGE_KERNELS", "0")
+    assert kernels._unsupported_reason() == "LMFORGE_KERNELS=0"
 
 
 def int8_activations(x: torch.Tensor, k: int) -> torch.Tensor:

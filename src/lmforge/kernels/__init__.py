@@ -81,7 +81,8 @@ def build_directory() -> Path:
     """Where the compiled library is cached: one folder per PyTorch version (its C++ ABI)."""
     from torch.utils.cpp_extension import get_default_build_root
 
-    return Path(get_default_build_root()) / f"lmforge_kernels-torch{torch.__version__}"
+    root = os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root()
+    return Path(root) / f"lmforge_kernels-torch{torch.__version__}"
 
 
 def _build() -> None:
