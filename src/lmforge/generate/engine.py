@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from lmforge.errors import LmforgeError
+from lmforge.generate.fused_decode import FusedDecoder
 from lmforge.generate.sampling import SamplingParams, make_generators, process_logits, sample
 from lmforge.generate.text_stream import TextStream
 
@@ -60,6 +61,7 @@ class Generator:
         self.model = model
         self.tokenizer = tokenizer
         self.context_length: int = model.config.max_seq_len
+        self._fused: FusedDecoder | None = None
 
     # -- public API ---------------------------------------------------------------------------
     def encode(self, prompt: str | Sequence[int]) -> list[int]:
@@ -155,6 +157,8 @@ class Generator:
             else:
                 generators = make_generators(params.seed, B)
         vocab = self.model.config.vocab_size
+        # decode steps of a quantized Llama-family model: one C++ call per layer (None: eager)
+        self._fused = FusedDecoder.for_model(self.model)
 
         pad = torch.tensor([T - n for n in lengths])  # [B] padding slots of each row
         tokens = torch.zeros(B, T, dtype=torch.long)
@@ -223,6 +227,8 @@ class Generator:
         mask: torch.Tensor | None,
     ) -> torch.Tensor:
         """Logits of the last position of each row: [B, V]."""
+        if tokens.shape[1] == 1 and self._fused is not None:
+            return self._fused(tokens, input_pos, positions, mask)
         return self.model(tokens, input_pos, positions, mask, last_only=True)[:, -1]
 
     def _ensure_cache(self, batch: int, length: int) -> None:

@@ -41,13 +41,15 @@ FLAGS = ["-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp"]
 def available() -> bool:
     """True once the kernels are compiled and loaded (compiles them on the first call)."""
     reason = _unsupported_reason()
-    if reason is None:
-        try:
-            _build()
-            return True
-        except Exception as e:  # a compiler error is a reason to fall back, not to fail
-            reason = f"building the kernels failed: {str(e).strip().splitlines()[-1]}"
-    log.info("lmforge kernels unavailable (%s); using PyTorch's kernels", reason)
+    if reason is not None:
+        log.info("lmforge kernels unavailable (%s); using PyTorch's kernels", reason)
+        return False
+    try:
+        _build()
+        return True
+    except Exception as e:  # a compiler error is a reason to fall back, not to fail
+        reason = f"building the kernels failed: {str(e).strip().splitlines()[-1]}"
+    log.warning("lmforge kernels unavailable (%s); using PyTorch's kernels", reason)
     return False
 
 
@@ -152,6 +154,32 @@ def decode_attention(
 
 
 _EMPTY = torch.empty(0)
+
+
+def decode_block(
+    x: torch.Tensor,
+    norms: tuple[torch.Tensor, torch.Tensor],
+    eps: float,
+    linears: list[torch.Tensor],
+    rope: tuple[torch.Tensor, torch.Tensor] | None,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    pos: int,
+    n_heads: int,
+    n_kv_heads: int,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """A whole Llama-family block for one new token per row (x [B, 1, C] float32) in one call:
+    x + attention(rms_norm(x)), then + SwiGLU(rms_norm(.)), with the cache written at `pos`.
+
+    norms: the attention and feed-forward RMSNorm weights. linears: for each of wqkv, wo, w1
+    (gate), w3 (up) and w2 (down), 4 tensors: int4 (qs uint8, d, m, bias) or int8 (qs int8, d,
+    -, bias), empty tensors where absent (`quantized_linear_args`)."""
+    cos, sin = rope if rope is not None else (_EMPTY, _EMPTY)
+    return torch.ops.lmforge.decode_block(
+        x, norms[0], norms[1], eps, linears, cos, sin, k_cache, v_cache, pos, n_heads,
+        n_kv_heads, mask,
+    )  # fmt: skip
 
 
 def pack_int4(q: torch.Tensor) -> torch.Tensor:

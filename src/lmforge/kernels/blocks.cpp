@@ -24,6 +24,7 @@
 #include <immintrin.h>
 #include <torch/library.h>
 
+#include "blocks.h"
 #include "simd.h"
 
 #include <algorithm>
@@ -216,6 +217,10 @@ struct Int8Row {
   }
 };
 
+}  // namespace
+
+namespace lmforge {
+
 at::Tensor int4_linear(const at::Tensor& x, const at::Tensor& qs, const at::Tensor& d,
                        const at::Tensor& m, const std::optional<at::Tensor>& bias) {
   TORCH_CHECK(qs.scalar_type() == at::kByte && qs.dim() == 2 && qs.size(1) % 32 == 0,
@@ -232,7 +237,7 @@ at::Tensor int8_linear(const at::Tensor& x, const at::Tensor& qs, const at::Tens
   return block_linear<int8_t, Int8Row>("int8_linear", x, qs, d, nullptr, bias, qs.size(1), false);
 }
 
-}  // namespace
+}  // namespace lmforge
 
 TORCH_LIBRARY(lmforge, m) {
   m.def("int4_linear(Tensor x, Tensor qs, Tensor d, Tensor m, Tensor? bias=None) -> Tensor");
@@ -240,6 +245,6 @@ TORCH_LIBRARY(lmforge, m) {
 }
 
 TORCH_LIBRARY_IMPL(lmforge, CPU, m) {
-  m.impl("int4_linear", &int4_linear);
-  m.impl("int8_linear", &int8_linear);
+  m.impl("int4_linear", &lmforge::int4_linear);
+  m.impl("int8_linear", &lmforge::int8_linear);
 }

@@ -1,12 +1,15 @@
-// The small steps of decoding one token, fused: RMSNorm, and attention with RoPE and the KV-cache
-// write. At one token per sequence these are tiny (576 or 15 x 64 numbers), so in eager PyTorch
-// their cost is the per-op overhead: F.rms_norm runs as ~7 ops, and RoPE + cache write + SDPA as
-// ~20. One call each brings a SmolLM2 layer's share from ~250 us to ~30 us (docs/generate.md).
+// Decoding one token per sequence, fused. At one token the steps of a layer are tiny (576 or
+// 15 x 64 numbers), so in eager PyTorch their cost is per-op overhead: F.rms_norm runs as ~7 ops,
+// RoPE + cache write + SDPA as ~20, and a SmolLM2 block as ~40 ops and ~15 module calls.
 //
 //   torch.ops.lmforge.rms_norm(x [..., C] float32, weight [C], eps) -> [..., C]
 //   torch.ops.lmforge.decode_attention(qkv [B, 1, (H + 2 KV) * D], cos [B|1, D], sin [B|1, D],
 //       k_cache [B', KV, S_max, D], v_cache, pos, n_heads, n_kv_heads, mask [B|1, >=pos+1] bool?)
 //       -> [B, 1, H * D]
+//   torch.ops.lmforge.decode_block(x [B, 1, C], attention_norm [C], ffn_norm [C], eps,
+//       linears (4 tensors for each of wqkv, wo, w1, w3, w2), cos, sin, k_cache, v_cache, pos,
+//       n_heads, n_kv_heads, mask?) -> [B, 1, C]: a whole Llama-family block (RMSNorm, GQA
+//       attention, SwiGLU) with int4/int8 weights, in one call.
 //
 // decode_attention rotates q and k (RoPE, rotate-half convention; cos/sin empty = no RoPE),
 // writes k and v into cache slot `pos` of rows 0..B-1, and attends each query head to slots
@@ -18,6 +21,7 @@
 #include <immintrin.h>
 #include <torch/library.h>
 
+#include "blocks.h"
 #include "simd.h"
 
 #include <algorithm>
@@ -48,6 +52,19 @@ inline void axpy(float* y, float p, const float* x, int64_t n) {
   for (; i < n; ++i) y[i] += p * x[i];
 }
 
+// head [D] rotated by (cos, sin) [D]: (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin)
+inline void rope(const float* x, const float* cos, const float* sin, int64_t D, float* out) {
+  const int64_t half = D / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    out[i] = x[i] * cos[i] - x[i + half] * sin[i];
+    out[i + half] = x[i + half] * cos[i + half] + x[i] * sin[i + half];
+  }
+}
+
+}  // namespace
+
+namespace lmforge {
+
 at::Tensor rms_norm(const at::Tensor& x_in, const at::Tensor& weight_in, double eps) {
   TORCH_CHECK(x_in.scalar_type() == at::kFloat && weight_in.scalar_type() == at::kFloat,
               "rms_norm: float32 only");
@@ -63,15 +80,6 @@ at::Tensor rms_norm(const at::Tensor& x_in, const at::Tensor& weight_in, double 
     for (int64_t i = 0; i < C; ++i) yp[r * C + i] = xr[i] * inv * wp[i];
   }
   return y;
-}
-
-// head [D] rotated by (cos, sin) [D]: (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin)
-inline void rope(const float* x, const float* cos, const float* sin, int64_t D, float* out) {
-  const int64_t half = D / 2;
-  for (int64_t i = 0; i < half; ++i) {
-    out[i] = x[i] * cos[i] - x[i + half] * sin[i];
-    out[i + half] = x[i + half] * cos[i + half] + x[i] * sin[i + half];
-  }
 }
 
 at::Tensor decode_attention(const at::Tensor& qkv_in, const at::Tensor& cos_in,
@@ -157,16 +165,48 @@ at::Tensor decode_attention(const at::Tensor& qkv_in, const at::Tensor& cos_in,
   return y;
 }
 
-}  // namespace
+// One weight-only quantized linear layer of decode_block: int4 (qs, d, m, bias) or int8
+// (qs, d, -, bias); absent tensors are empty.
+static at::Tensor quantized_linear(const at::Tensor& x, at::TensorList w) {
+  const std::optional<at::Tensor> bias = w[3].numel() ? std::optional<at::Tensor>(w[3]) : std::nullopt;
+  if (w[0].scalar_type() == at::kByte) return int4_linear(x, w[0], w[1], w[2], bias);
+  return int8_linear(x, w[0], w[1], bias);
+}
+
+// A whole Llama-family block for one new token per row, in one call:
+//   h = x + wo(attention(wqkv(rms_norm(x))));  y = h + w2(silu(w1(rms_norm(h))) * w3(rms_norm(h)))
+// `linears` holds 4 tensors for each of wqkv, wo, w1, w3, w2: see quantized_linear.
+at::Tensor decode_block(const at::Tensor& x, const at::Tensor& attention_norm,
+                        const at::Tensor& ffn_norm, double eps, at::TensorList linears,
+                        const at::Tensor& cos, const at::Tensor& sin, at::Tensor k_cache,
+                        at::Tensor v_cache, int64_t pos, int64_t H, int64_t KV,
+                        const std::optional<at::Tensor>& mask) {
+  TORCH_CHECK(linears.size() == 20, "decode_block: 4 tensors for each of 5 linear layers");
+  auto layer = [&](int64_t i) { return linears.slice(4 * i, 4); };
+  const at::Tensor qkv = quantized_linear(rms_norm(x, attention_norm, eps), layer(0));
+  const at::Tensor attended = decode_attention(qkv, cos, sin, k_cache, v_cache, pos, H, KV, mask);
+  const at::Tensor h = x + quantized_linear(attended, layer(1));
+  const at::Tensor normed = rms_norm(h, ffn_norm, eps);
+  at::Tensor gate = quantized_linear(normed, layer(2));
+  at::silu_(gate).mul_(quantized_linear(normed, layer(3)));
+  return h + quantized_linear(gate, layer(4));
+}
+
+}  // namespace lmforge
 
 TORCH_LIBRARY_FRAGMENT(lmforge, m) {
   m.def("rms_norm(Tensor x, Tensor weight, float eps) -> Tensor");
   m.def(
       "decode_attention(Tensor qkv, Tensor cos, Tensor sin, Tensor(a!) k_cache, "
       "Tensor(b!) v_cache, int pos, int n_heads, int n_kv_heads, Tensor? mask=None) -> Tensor");
+  m.def(
+      "decode_block(Tensor x, Tensor attention_norm, Tensor ffn_norm, float eps, "
+      "Tensor[] linears, Tensor cos, Tensor sin, Tensor(a!) k_cache, Tensor(b!) v_cache, "
+      "int pos, int n_heads, int n_kv_heads, Tensor? mask=None) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(lmforge, CPU, m) {
-  m.impl("rms_norm", &rms_norm);
-  m.impl("decode_attention", &decode_attention);
+  m.impl("rms_norm", &lmforge::rms_norm);
+  m.impl("decode_attention", &lmforge::decode_attention);
+  m.impl("decode_block", &lmforge::decode_block);
 }

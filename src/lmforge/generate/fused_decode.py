@@ -1,0 +1,89 @@
+"""Decode steps of an int4/int8 Llama-family model in one C++ call per layer.
+
+At one token per sequence a SmolLM2 block is ~40 small ops and ~15 module calls, and in eager
+PyTorch their overhead costs as much as the quantized matmuls themselves. `FusedDecoder` runs the
+same step with `lmforge.kernels.decode_block` per layer (RMSNorm, q/k/v, RoPE, KV-cache write,
+grouped-query attention, output projection, SwiGLU, residuals): the model's own weights and
+cache, the same arithmetic as its forward (tests/generate/test_fused_decode.py checks the logits).
+
+    decoder = FusedDecoder.for_model(model)   # None unless the model qualifies (see below)
+    logits = decoder(tokens, input_pos, positions, mask) if decoder else model(...)[:, -1]
+
+`Generator` uses it for decode steps on its own; prefill keeps the model's forward.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lmforge import kernels
+from lmforge.model.quantize import HybridLinear, Int4Linear, Int8Linear
+from lmforge.model.transformer import RMSNorm, Transformer
+
+_EMPTY = torch.empty(0)
+
+
+def quantized_linear_args(layer: nn.Module) -> list[torch.Tensor] | None:
+    """The 4 tensors decode_block takes for one linear layer, or None if it can't run it."""
+    if isinstance(layer, HybridLinear):  # decode steps use its quantized half
+        layer = layer.quantized
+    if not isinstance(layer, (Int4Linear, Int8Linear)) or not layer.native:
+        return None
+    bias = _EMPTY if layer.bias is None else layer.bias
+    m = layer.m if isinstance(layer, Int4Linear) else _EMPTY
+    return [layer.qs, layer.d, m, bias]
+
+
+class FusedDecoder:
+    """One decode step (T = 1) of a Transformer whose blocks all run in `decode_block`."""
+
+    def __init__(self, model: Transformer, linears: list[list[torch.Tensor]]) -> None:
+        self.model, self.linears = model, linears
+
+    @classmethod
+    def for_model(cls, model: nn.Module) -> FusedDecoder | None:
+        """A decoder for `model`, or None unless: lmforge's kernels are built, the model is a
+        float32 Llama-family Transformer (RMSNorm, SwiGLU, RoPE, no MoE) and every block
+        matrix is an int4/int8 layer on those kernels (as `quantize_model` makes them)."""
+        if not isinstance(model, Transformer) or not kernels.available():
+            return None
+        c = model.config
+        llama = c.norm == "rmsnorm" and c.mlp == "swiglu" and c.pos == "rope" and not c.n_experts
+        if not llama or model.tok_embeddings.weight.dtype != torch.float32:
+            return None
+        linears = []
+        for block in model.layers:
+            a, f = block.attention, block.feed_forward
+            args = [quantized_linear_args(m) for m in (a.wqkv, a.wo, f.w1, f.w3, f.w2)]
+            norms_ok = isinstance(block.attention_norm, RMSNorm) and isinstance(
+                block.ffn_norm, RMSNorm
+            )
+            if not norms_ok or any(x is None for x in args):
+                return None
+            linears.append([t for x in args for t in x])
+        return cls(model, linears)
+
+    def __call__(
+        self,
+        tokens: torch.Tensor,  # [B, 1]
+        input_pos: torch.Tensor,  # [1]: the cache slot written
+        positions: torch.Tensor | None,  # [B, 1] RoPE positions (None: the slot)
+        mask: torch.Tensor | None,  # [B, 1, 1, S] bool: slots each row may attend to
+    ) -> torch.Tensor:
+        """Logits of the new token of each row: [B, V]."""
+        model, c = self.model, self.model.config
+        slot = int(input_pos[0])
+        if positions is None:
+            positions = input_pos[None]  # [1, 1]
+        rope = (model.rope_cos[positions].unsqueeze(2), model.rope_sin[positions].unsqueeze(2))
+        attn_mask, _ = model._attention_mask(mask, input_pos, 1, slot + 1, tokens.device)
+        x = model.tok_embeddings(tokens)  # [B, 1, C]
+        for block, linears in zip(model.layers, self.linears, strict=True):
+            cache = block.attention.kv_cache
+            norms = (block.attention_norm.weight, block.ffn_norm.weight)
+            x = kernels.decode_block(
+                x, norms, c.norm_eps, linears, rope, cache.k, cache.v, slot, c.n_heads,
+                c.n_kv_heads, attn_mask,
+            )  # fmt: skip
+        return model.output(model.norm(x))[:, -1]
