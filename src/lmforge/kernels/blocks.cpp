@@ -155,6 +155,19 @@ void int8_row(const int8_t* qs, const uint16_t* d, const uint16_t* /*unused*/,
   for (int r = 0; r < MR; ++r) y[r * ldy] = hsum(acc[r]);
 }
 
+// Weights stream from DRAM once per token: ask for a row a few rows ahead, so that reading it
+// overlaps the arithmetic on this one.
+constexpr int64_t kPrefetchRows = 4;
+
+template <typename Q>
+inline void prefetch_row(const Q* row, int64_t row_bytes, const uint16_t* d, const uint16_t* m,
+                         int64_t nb) {
+  const char* ahead = reinterpret_cast<const char*>(row) + kPrefetchRows * row_bytes;
+  for (int64_t at = 0; at < row_bytes; at += 64) _mm_prefetch(ahead + at, _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(d + kPrefetchRows * nb), _MM_HINT_T0);
+  if (m) _mm_prefetch(reinterpret_cast<const char*>(m + kPrefetchRows * nb), _MM_HINT_T0);
+}
+
 // The shared driver: checks, activation quantization, rows split over threads, 4 activation
 // rows at a time (each weight row is read once per 4), bias, shape and dtype of the result.
 template <typename Q, template <int> class Row>
@@ -183,6 +196,7 @@ at::Tensor block_linear(const char* name, const at::Tensor& x_in, const at::Tens
         const Q* wn = w + n * row_bytes;
         const uint16_t* dn = dp + n * nb;
         const uint16_t* mn = mp ? mp + n * nb : nullptr;
+        if (n + kPrefetchRows < n1) prefetch_row(wn, row_bytes, dn, mn, nb);
         float* yn = out + n;
         int64_t r = 0;
         for (; r + 4 <= M; r += 4) Row<4>::run(wn, dn, mn, xq, r, yn + r * N, N);
