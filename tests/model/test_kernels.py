@@ -42,10 +42,10 @@ def test_kernels_can_be_turned_off(monkeypatch) -> None:
     assert kernels._unsupported_reason() == "LMFORGE_KERNELS=0"
 
 
-def int8_activations(x: torch.Tensor, k: int) -> torch.Tensor:
-    """x [M, K'] zero-padded to K and rounded to int8 per block of 32: what the kernels see."""
+def int16_activations(x: torch.Tensor, k: int) -> torch.Tensor:
+    """x [M, K'] zero-padded to K and rounded to int16 per block of 32: what the kernels see."""
     xb = nn.functional.pad(x, (0, k - x.shape[1])).reshape(x.shape[0], -1, 32)
-    d = xb.abs().amax(-1, keepdim=True) / 127
+    d = xb.abs().amax(-1, keepdim=True) / 32767
     return (torch.round(xb / torch.where(d > 0, d, 1)) * d).reshape(x.shape[0], k)
 
 
@@ -74,8 +74,8 @@ def test_int4_linear_matches_reference(rows: int, k_in: int, k: int, n: int) -> 
     w = q.float() * d.float().repeat_interleave(32, 1) + m.float().repeat_interleave(32, 1)
     x, bias = torch.randn(rows, k_in), torch.randn(n)
     got = kernels.int4_linear(x, kernels.pack_int4(q), d, m, bias)
-    want = int8_activations(x, k) @ w.T + bias
-    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-4)
+    want = int16_activations(x, k) @ w.T + bias
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-3)
 
 
 @needs_kernels
@@ -88,7 +88,7 @@ def test_int8_linear_matches_reference(rows: int, k_in: int, k: int, n: int) -> 
     w = q.float() * d.float().repeat_interleave(32, 1)
     x = torch.randn(rows, k_in)
     got = kernels.int8_linear(x, q, d)
-    torch.testing.assert_close(got, int8_activations(x, k) @ w.T, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(got, int16_activations(x, k) @ w.T, rtol=1e-4, atol=1e-3)
 
 
 @needs_kernels

@@ -41,11 +41,11 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / b.norm())
 
 
-def int8_activations(x: torch.Tensor) -> torch.Tensor:
-    """What lmforge's kernels multiply by: x rounded to int8 per block of 32 (zero-padded)."""
+def int16_activations(x: torch.Tensor) -> torch.Tensor:
+    """What lmforge's kernels multiply by: x rounded to int16 per block of 32 (zero-padded)."""
     k = x.shape[-1]
     xb = nn.functional.pad(x, (0, -k % 32)).reshape(*x.shape[:-1], -1, 32)
-    d = xb.abs().amax(-1, keepdim=True) / 127
+    d = xb.abs().amax(-1, keepdim=True) / 32767
     return (torch.round(xb / torch.where(d > 0, d, 1)) * d).flatten(-2)[..., :k]
 
 
@@ -61,7 +61,7 @@ def backend(request, monkeypatch) -> str:
 
 def reference(layer: nn.Module, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """The layer's output computed in float from its own dequantized weights."""
-    xq = int8_activations(x) if getattr(layer, "native", False) else x
+    xq = int16_activations(x) if getattr(layer, "native", False) else x
     return nn.functional.linear(xq, layer.dequantize(), bias)
 
 
@@ -112,7 +112,7 @@ def test_gguf_blocks_repack_exactly(backend: str, qtype: str) -> None:
     exact = dequantize(raw, t)
     torch.testing.assert_close(layer.dequantize(), exact, rtol=0, atol=2e-6)
     x = torch.randn(3, 128)
-    xq = int8_activations(x) if backend == "lmforge" else x
+    xq = int16_activations(x) if backend == "lmforge" else x
     torch.testing.assert_close(layer(x), xq @ exact.T, rtol=1e-5, atol=1e-5)
 
 

@@ -8,7 +8,7 @@ The kernels serve decoding on CPUs: int4 and int8 matmuls over weights quantized
 (GGUF's Q4_1 and Q8_0) with AVX2 integer instructions, 2-3x PyTorch's int4 kernel here; and
 the small per-token steps fused into one call each (RMSNorm; RoPE + KV-cache write + attention),
 where eager PyTorch spends its time on per-op overhead (docs/generate.md). They are built with PyTorch's C++ extension loader
-(a C++ compiler is needed, and ninja, a dependency; the first build takes about half a minute)
+(a C++ compiler is needed, and ninja, a dependency; the first build takes under a minute)
 into $TORCH_EXTENSIONS_DIR (default ~/.cache/torch_extensions) and loaded from there afterwards.
 
 Where they cannot be built (no compiler, no AVX2, not x86) `available()` is False, the reason is
@@ -93,7 +93,9 @@ def _build() -> None:
     folder = build_directory()
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / "lmforge_kernels.so").exists():
-        print("lmforge: compiling CPU kernels (once, about 30 s) ...", file=sys.stderr, flush=True)
+        print(
+            "lmforge: compiling CPU kernels (once, under a minute) ...", file=sys.stderr, flush=True
+        )
     load(
         name="lmforge_kernels",
         sources=[str(p) for p in SOURCES],

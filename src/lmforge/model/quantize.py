@@ -13,8 +13,8 @@ Formats (the bytes are GGUF's, so a GGUF model's blocks are used as they are):
   128 share one (d, m), repeated in each of their blocks.
 - Q4_0 (w = d * (q - 8)) is Q4_1 with m = -8 d, exactly.
 
-Kernels: lmforge's own AVX2 kernels (`lmforge.kernels`) quantize the activations to int8 per
-block of 32 and multiply bytes, as llama.cpp does: 2.5-3.5x PyTorch's int4 kernel on this AVX2
+Kernels: lmforge's own AVX2 kernels (`lmforge.kernels`) round the activations to int16 per block
+of 32 (relative error ~1e-5) and multiply in integers, 2-3x PyTorch's int4 kernel on this AVX2
 CPU (docs/generate.md). Where they cannot be built (no compiler, no AVX2), the layers fall back to
 PyTorch's kernels: `aten._weight_int4pack_mm_for_cpu` for int4 (the same weights, repacked to its
 "tinygemm" layout) and `aten._weight_int8pack_mm` for int8 (one scale per output channel,
@@ -327,7 +327,7 @@ def quantize_model(
     head: with int4, how to store the output head ("output"): "auto" (default: `default_head()`,
         int8 on lmforge's kernels), "fp16" (`Fp16Linear`), "int8", "int4", or None (floating
         point). The head is the largest matrix and the most sensitive one: on SmolLM2, int4
-        there costs +5.4% perplexity, int8 and fp16 nothing measurable (docs/generate.md).
+        there costs +5.8% perplexity, int8 and fp16 nothing measurable (docs/generate.md).
     float_prefill: keep the float weights too and use them when a call has 16 rows or more
         (prefill); decode steps use the quantized weights (`HybridLinear`). Costs the memory of
         both; speeds up long prompts where the quantized kernels are slower than float matmuls.
