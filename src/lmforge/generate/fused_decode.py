@@ -21,8 +21,6 @@ from lmforge import kernels
 from lmforge.model.quantize import HybridLinear, Int4Linear, Int8Linear
 from lmforge.model.transformer import RMSNorm, Transformer
 
-_EMPTY = torch.empty(0)
-
 
 def quantized_linear_args(layer: nn.Module) -> list[torch.Tensor] | None:
     """The 4 tensors decode_block takes for one linear layer, or None if it can't run it."""
@@ -30,8 +28,8 @@ def quantized_linear_args(layer: nn.Module) -> list[torch.Tensor] | None:
         layer = layer.quantized
     if not isinstance(layer, (Int4Linear, Int8Linear)) or not layer.native:
         return None
-    bias = _EMPTY if layer.bias is None else layer.bias
-    m = layer.m if isinstance(layer, Int4Linear) else _EMPTY
+    bias = kernels.EMPTY if layer.bias is None else layer.bias
+    m = layer.m if isinstance(layer, Int4Linear) else kernels.EMPTY
     return [layer.qs, layer.d, m, bias]
 
 

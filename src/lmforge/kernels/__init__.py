@@ -5,7 +5,7 @@
         y = kernels.int4_linear(x, kernels.pack_int4(q), d, m)   # w = d * q + m, blocks of 32
 
 The kernels serve decoding on CPUs: int4 and int8 matmuls over weights quantized in blocks of 32
-(GGUF's Q4_1 and Q8_0) with AVX2 integer instructions, 2-3x PyTorch's int4 kernel here; and
+(GGUF's Q4_1 and Q8_0) with AVX2 integer instructions, 1.5-2x PyTorch's int4 kernel here; and
 the small per-token steps fused into one call each (RMSNorm; RoPE + KV-cache write + attention),
 where eager PyTorch spends its time on per-op overhead (docs/generate.md). They are built with PyTorch's C++ extension loader
 (a C++ compiler is needed, and ninja, a dependency; the first build takes under a minute)
@@ -35,6 +35,7 @@ SOURCES = [Path(__file__).with_name(name) for name in ("blocks.cpp", "decode.cpp
 # -fopenmp: at::parallel_for splits the rows over PyTorch's own OpenMP threads (the same
 # libgomp PyTorch loaded, so the two never spin against each other)
 FLAGS = ["-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp"]
+EMPTY = torch.empty(0)  # stands for an absent tensor argument (no bias, no RoPE, ...)
 
 
 @functools.cache
@@ -149,13 +150,10 @@ def decode_attention(
 
     qkv [B, 1, (H + 2 KV) * D] (queries, keys, values), rope (cos, sin) [B|1, 1, 1, D] or None,
     caches float32 [B', KV, S_max, D] with B' >= B -> [B, 1, H * D]."""
-    cos, sin = rope if rope is not None else (_EMPTY, _EMPTY)
+    cos, sin = rope if rope is not None else (EMPTY, EMPTY)
     return torch.ops.lmforge.decode_attention(
         qkv, cos, sin, k_cache, v_cache, pos, n_heads, n_kv_heads, mask
     )
-
-
-_EMPTY = torch.empty(0)
 
 
 def decode_block(
@@ -177,7 +175,7 @@ def decode_block(
     norms: the attention and feed-forward RMSNorm weights. linears: for each of wqkv, wo, w1
     (gate), w3 (up) and w2 (down), 4 tensors: int4 (qs uint8, d, m, bias) or int8 (qs int8, d,
     -, bias), empty tensors where absent (`quantized_linear_args`)."""
-    cos, sin = rope if rope is not None else (_EMPTY, _EMPTY)
+    cos, sin = rope if rope is not None else (EMPTY, EMPTY)
     return torch.ops.lmforge.decode_block(
         x, norms[0], norms[1], eps, linears, cos, sin, k_cache, v_cache, pos, n_heads,
         n_kv_heads, mask,

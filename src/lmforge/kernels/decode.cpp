@@ -74,11 +74,13 @@ at::Tensor rms_norm(const at::Tensor& x_in, const at::Tensor& weight_in, double 
   at::Tensor y = at::empty_like(x);
   const float *xp = x.data_ptr<float>(), *wp = weight.data_ptr<float>();
   float* yp = y.data_ptr<float>();
-  for (int64_t r = 0, rows = x.numel() / C; r < rows; ++r) {
-    const float* xr = xp + r * C;
-    const float inv = 1.f / std::sqrt(dot(xr, xr, C) / static_cast<float>(C) + static_cast<float>(eps));
-    for (int64_t i = 0; i < C; ++i) yp[r * C + i] = xr[i] * inv * wp[i];
-  }
+  at::parallel_for(0, x.numel() / C, 64, [&](int64_t r0, int64_t r1) {  // rows: prefill, eval
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = xp + r * C;
+      const float inv = 1.f / std::sqrt(dot(xr, xr, C) / static_cast<float>(C) + static_cast<float>(eps));
+      for (int64_t i = 0; i < C; ++i) yp[r * C + i] = xr[i] * inv * wp[i];
+    }
+  });
   return y;
 }
 

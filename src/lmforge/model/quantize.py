@@ -14,8 +14,8 @@ Formats (the bytes are GGUF's, so a GGUF model's blocks are used as they are):
 - Q4_0 (w = d * (q - 8)) is Q4_1 with m = -8 d, exactly.
 
 Kernels: lmforge's own AVX2 kernels (`lmforge.kernels`) round the activations to int16 per block
-of 32 (relative error ~1e-5) and multiply in integers, 2-3x PyTorch's int4 kernel on this AVX2
-CPU (docs/generate.md). Where they cannot be built (no compiler, no AVX2), the layers fall back to
+of 32 (relative error ~1e-5) and multiply in integers, 1.5-2x PyTorch's int4 kernel on this
+AVX2 CPU (docs/generate.md). Where they cannot be built (no compiler, no AVX2), the layers fall back to
 PyTorch's kernels: `aten._weight_int4pack_mm_for_cpu` for int4 (the same weights, repacked to its
 "tinygemm" layout) and `aten._weight_int8pack_mm` for int8 (one scale per output channel,
 quantized again from the blocks). Those only have fast paths for bfloat16/float16 activations,
