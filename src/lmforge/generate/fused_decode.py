@@ -75,7 +75,7 @@ class FusedDecoder:
         if positions is None:
             positions = input_pos[None]  # [1, 1]
         rope = (model.rope_cos[positions].unsqueeze(2), model.rope_sin[positions].unsqueeze(2))
-        attn_mask, _ = model._attention_mask(mask, input_pos, 1, slot + 1, tokens.device)
+        attn_mask, _ = model.attention_mask(mask, input_pos, 1, slot + 1, tokens.device)
         x = model.tok_embeddings(tokens)  # [B, 1, C]
         for block, linears in zip(model.layers, self.linears, strict=True):
             cache = block.attention.kv_cache

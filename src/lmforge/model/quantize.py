@@ -47,7 +47,7 @@ def _fp16(x: torch.Tensor) -> torch.Tensor:
 
 
 def _pad_k(w: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Zero columns up to a multiple of K: they meet zero-padded activations."""
+    """w [N, K] with zero columns up to a multiple of `multiple`: they meet zero activations."""
     return F.pad(w, (0, -w.shape[1] % multiple))
 
 

@@ -35,9 +35,11 @@ Rope = tuple[torch.Tensor, torch.Tensor]  # cos, sin: [B or 1, T, 1, D]
 
 
 def use_fused_kernels(x: torch.Tensor) -> bool:
-    """Inference in float32 on a CPU where lmforge's kernels build: fused decode steps apply."""
+    """Inference in float32 on a CPU where lmforge's kernels build: fused decode steps apply.
+    Not under torch.compile, which fuses these steps itself."""
     return (
         not torch.is_grad_enabled()
+        and not torch.compiler.is_compiling()
         and x.dtype == torch.float32
         and x.device.type == "cpu"
         and kernels.available()
@@ -297,7 +299,7 @@ class Transformer(nn.Module):
             x = x + self.pos_embeddings(positions)  # [B, T, C]
         x = self.drop(x)
 
-        attn_mask, is_causal = self._attention_mask(mask, input_pos, T, kv_len, tokens.device)
+        attn_mask, is_causal = self.attention_mask(mask, input_pos, T, kv_len, tokens.device)
         aux_losses = []
         recompute = self.config.gradient_checkpointing and self.training and torch.is_grad_enabled()
         for layer in self.layers:
@@ -315,7 +317,7 @@ class Transformer(nn.Module):
             x = x[:, -1:]
         return self.output(self.norm(x))  # [B, T, V]
 
-    def _attention_mask(
+    def attention_mask(
         self,
         mask: torch.Tensor | None,
         input_pos: torch.Tensor,
