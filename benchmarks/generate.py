@@ -1,13 +1,15 @@
-"""Decoding speed of lmforge (fp32, bf16, int8, int4, fp16) next to HF transformers, on SmolLM2-135M.
+"""Decoding speed of lmforge (fp32, bf16, int8, int4, fp16) next to HF transformers and llama.cpp.
 
     .venv/bin/python benchmarks/generate.py            # full run: ~200-token prompt, 128 new tokens
     .venv/bin/python benchmarks/generate.py --quick    # 16 new tokens, batch 8 skipped: checks it runs
 
 For every mode: prefill tokens/s (one forward over the prompt), decode tokens/s at batch 1 and
-at batch 8 (generated tokens / time after the prefill; greedy, no early stop). The peer is HF
-transformers on the same GGUF file (gguf_file=, fp32 and bf16), timed the same way in the same
-process, one after the other. Ratios: decode vs HF fp32, prefill vs HF bf16 (the issue's
-targets). Also checks that lmforge fp32 and HF fp32 pick the same greedy tokens.
+at batch 8 (generated tokens / time after the prefill; greedy, no early stop), on SmolLM2-135M.
+The peers run the same GGUF file in the same process, one after the other, timed the same way:
+HF transformers (gguf_file=, fp32 and bf16) and, if llama-cpp-python is installed (optional: it
+builds from source in ~15 minutes), llama.cpp on the file's own Q4_1 weights (batch 1 only).
+Ratios: decode vs HF fp32, prefill vs HF bf16 (the issue's targets). Also checks that lmforge
+fp32 and HF fp32 pick the same greedy tokens.
 
 Run it alone on a quiet machine (two torch processes on two cores slow each other ~10x).
 """
@@ -105,10 +107,47 @@ def bench_hf(dtype: torch.dtype, prompt: list[int], new: int, batch8: bool, repe
     return out
 
 
+# -- llama.cpp ----------------------------------------------------------------------------------
+
+
+def bench_llama_cpp(prompt: list[int], new: int, repeats: int) -> dict:
+    """llama.cpp through llama-cpp-python's low-level loop: eval the prompt, then one eval per
+    greedy token (argmax of the last logits), so its Python costs no more than ours."""
+    import llama_cpp
+    import numpy as np
+
+    threads = torch.get_num_threads()
+    llm = llama_cpp.Llama(
+        str(gguf_path()), n_ctx=512, n_batch=512, n_threads=threads, n_threads_batch=threads,
+        verbose=False,
+    )  # fmt: skip
+
+    def last_logits() -> np.ndarray:  # the low-level API's view (eval keeps none of its own)
+        return np.ctypeslib.as_array(llama_cpp.llama_get_logits(llm.ctx), (llm.n_vocab(),))
+
+    def run(n: int) -> list[int]:
+        llm.reset()
+        llm.eval(prompt)
+        tokens = []
+        for _ in range(n):
+            tokens.append(int(np.argmax(last_logits())))
+            if len(tokens) < n:
+                llm.eval(tokens[-1:])
+        return tokens
+
+    prefill = timed(lambda: run(1), repeats)
+    total = timed(lambda: run(new), repeats)
+    out = {"prefill": len(prompt) / prefill, "decode1": (new - 1) / (total - prefill)}
+    out["tokens"] = run(min(new, 32))
+    llm.close()
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="16 new tokens, no batch 8, 1 repeat")
     ap.add_argument("--no-hf", action="store_true", help="skip the HF transformers peer")
+    ap.add_argument("--no-llama-cpp", action="store_true", help="skip llama.cpp if installed")
     ap.add_argument(
         "--modes", default="fp32,bf16,int8,int4,fp16,auto",
         help="auto = the default of load_chat_model / the CLI (see chat.auto_quantization)",
@@ -159,6 +198,9 @@ def main() -> int:
         for name, dtype in peers:
             print(f"HF transformers {name} ...", file=sys.stderr)
             rows[f"HF transformers {name}"] = bench_hf(dtype, prompt, new, batch8, repeats)
+    if importlib.util.find_spec("llama_cpp") and not args.no_llama_cpp:
+        print("llama.cpp (Q4_1) ...", file=sys.stderr)
+        rows["llama.cpp Q4_1 (llama-cpp-python)"] = bench_llama_cpp(prompt, new, repeats)
 
     hf32, hf16 = rows.get("HF transformers fp32"), rows.get("HF transformers bf16")
     print("| engine | weights MB | prefill tok/s | decode tok/s (batch 1) | decode tok/s (batch 8) "
@@ -172,14 +214,16 @@ def main() -> int:
         print(
             f"| {name} | {mb} | {r['prefill']:.0f} | {r['decode1']:.1f} | {d8} | {vs_dec} | {vs_pre} |"
         )
-    if hf32 and "lmforge fp32" in rows:
-        a, b = rows["lmforge fp32"]["tokens"], hf32["tokens"]
-        same = next(
-            (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
-        )
-        print(
-            f"\nGreedy tokens, lmforge fp32 vs HF fp32: first {same} of {min(len(a), len(b))} identical."
-        )
+    pairs = [
+        ("lmforge fp32", "HF transformers fp32"),
+        ("lmforge int4", "llama.cpp Q4_1 (llama-cpp-python)"),
+    ]
+    for ours, peer in pairs:
+        if ours in rows and peer in rows:
+            a, b = rows[ours]["tokens"], rows[peer]["tokens"]
+            n = min(len(a), len(b))
+            same = next((i for i in range(n) if a[i] != b[i]), n)
+            print(f"\nGreedy tokens, {ours} vs {peer}: first {same} of {n} identical.")
     return 0
 
 

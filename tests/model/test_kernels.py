@@ -63,6 +63,8 @@ def test_int4_pack_round_trips() -> None:
     assert packed.shape == (5, 64) and packed.dtype == torch.uint8
     assert torch.equal(kernels.unpack_int4(packed), q)
     assert int(packed[0, 0]) == int(q[0, 0]) | int(q[0, 16]) << 4  # GGUF's nibble order
+    assert int(packed[0, 4]) == int(q[0, 32]) | int(q[0, 48]) << 4  # the pair's second block
+    assert int(packed[0, 9]) == int(q[0, 5]) | int(q[0, 21]) << 4
 
 
 @needs_kernels
@@ -144,12 +146,16 @@ def reference_attention(qkv, rope, k_cache, v_cache, pos, H, KV, mask):
 
 
 @needs_kernels
-@pytest.mark.parametrize(("B", "H", "KV", "use_rope", "masked"), [
-    (1, 9, 3, True, False), (3, 4, 4, True, True), (2, 6, 2, False, True), (1, 2, 1, False, False),
+@pytest.mark.parametrize(("B", "H", "KV", "use_rope", "masked", "D"), [
+    (1, 9, 3, True, False, 64), (3, 4, 4, True, True, 64), (2, 6, 2, False, True, 64),
+    (1, 2, 1, False, False, 64), (2, 4, 2, True, True, 24), (1, 2, 2, True, False, 10),
 ])  # fmt: skip
-def test_decode_attention_matches_sdpa(B: int, H: int, KV: int, use_rope: bool, masked: bool):
+def test_decode_attention_matches_sdpa(
+    B: int, H: int, KV: int, use_rope: bool, masked: bool, D: int
+) -> None:
+    """D 64 and 24 take the vector paths, 10 the scalar ones; 18 slots, 8 at a time and 2."""
     torch.manual_seed(0)
-    D, S_max, pos = 64, 40, 17
+    S_max, pos = 40, 17
     k_cache, v_cache = torch.randn(B + 1, KV, S_max, D), torch.randn(B + 1, KV, S_max, D)
     qkv = torch.randn(B, 1, (H + 2 * KV) * D)
     rope = (torch.randn(B, 1, 1, D), torch.randn(B, 1, 1, D)) if use_rope else None
@@ -169,3 +175,12 @@ def test_decode_attention_rejects_mismatched_shapes() -> None:
         kernels.decode_attention(torch.randn(1, 1, 5 * 64), None, cache, cache.clone(), 0, 4, 2)
     with pytest.raises(RuntimeError, match="outside the cache"):
         kernels.decode_attention(torch.randn(1, 1, 8 * 64), None, cache, cache.clone(), 8, 4, 2)
+
+
+@needs_kernels
+def test_decode_layers_rejects_mismatched_lists() -> None:
+    cache = torch.zeros(1, 2, 8, 64)
+    with pytest.raises(RuntimeError, match="per layer, 2 norms, 20 linear tensors"):
+        kernels.decode_layers(
+            torch.randn(1, 1, 64), [torch.ones(64)], 1e-5, [], None, [cache], [cache], 0, 4, 2
+        )

@@ -1,10 +1,11 @@
-"""Decode steps of an int4/int8 Llama-family model in one C++ call per layer.
+"""Decode steps of an int4/int8 Llama-family model in one C++ call for all its blocks.
 
 At one token per sequence a SmolLM2 block is ~40 small ops and ~15 module calls, and in eager
 PyTorch their overhead costs as much as the quantized matmuls themselves. `FusedDecoder` runs the
-same step with `lmforge.kernels.decode_block` per layer (RMSNorm, q/k/v, RoPE, KV-cache write,
-grouped-query attention, output projection, SwiGLU, residuals): the model's own weights and
-cache, the same arithmetic as its forward (tests/generate/test_fused_decode.py checks the logits).
+same step's blocks with one `lmforge.kernels.decode_layers` call (per layer: RMSNorm, q/k/v, RoPE,
+KV-cache write, grouped-query attention, output projection, SwiGLU, residuals): the model's own
+weights and caches, the same arithmetic as its forward (tests/generate/test_fused_decode.py
+checks the logits). The embedding, final norm and head stay the model's modules.
 
     decoder = FusedDecoder.for_model(model)   # None unless the model qualifies (see below)
     logits = decoder(tokens, input_pos, positions, mask) if decoder else model(...)[:, -1]
@@ -23,7 +24,7 @@ from lmforge.model.transformer import RMSNorm, Transformer
 
 
 def quantized_linear_args(layer: nn.Module) -> list[torch.Tensor] | None:
-    """The 4 tensors decode_block takes for one linear layer, or None if it can't run it."""
+    """The 4 tensors decode_layers takes for one linear layer, or None if it can't run it."""
     if isinstance(layer, HybridLinear):  # decode steps use its quantized half
         layer = layer.quantized
     if not isinstance(layer, (Int4Linear, Int8Linear)) or not layer.native:
@@ -34,10 +35,11 @@ def quantized_linear_args(layer: nn.Module) -> list[torch.Tensor] | None:
 
 
 class FusedDecoder:
-    """One decode step (T = 1) of a Transformer whose blocks all run in `decode_block`."""
+    """One decode step (T = 1) of a Transformer whose blocks all run in `decode_layers`."""
 
-    def __init__(self, model: Transformer, linears: list[list[torch.Tensor]]) -> None:
-        self.model, self.linears = model, linears
+    def __init__(self, model: Transformer, linears: list[torch.Tensor]) -> None:
+        self.model, self.linears = model, linears  # 20 tensors per layer
+        self.norms = [n.weight for b in model.layers for n in (b.attention_norm, b.ffn_norm)]
 
     @classmethod
     def for_model(cls, model: nn.Module) -> FusedDecoder | None:
@@ -59,7 +61,7 @@ class FusedDecoder:
             )
             if not norms_ok or any(x is None for x in args):
                 return None
-            linears.append([t for x in args for t in x])
+            linears += [t for x in args for t in x]
         return cls(model, linears)
 
     def __call__(
@@ -76,12 +78,10 @@ class FusedDecoder:
             positions = input_pos[None]  # [1, 1]
         rope = (model.rope_cos[positions].unsqueeze(2), model.rope_sin[positions].unsqueeze(2))
         attn_mask, _ = model.attention_mask(mask, input_pos, 1, slot + 1, tokens.device)
+        caches = [block.attention.kv_cache for block in model.layers]
         x = model.tok_embeddings(tokens)  # [B, 1, C]
-        for block, linears in zip(model.layers, self.linears, strict=True):
-            cache = block.attention.kv_cache
-            norms = (block.attention_norm.weight, block.ffn_norm.weight)
-            x = kernels.decode_block(
-                x, norms, c.norm_eps, linears, rope, cache.k, cache.v, slot, c.n_heads,
-                c.n_kv_heads, attn_mask,
-            )  # fmt: skip
+        x = kernels.decode_layers(
+            x, self.norms, c.norm_eps, self.linears, rope, [cache.k for cache in caches],
+            [cache.v for cache in caches], slot, c.n_heads, c.n_kv_heads, attn_mask,
+        )  # fmt: skip
         return model.output(model.norm(x))[:, -1]

@@ -156,42 +156,48 @@ def decode_attention(
     )
 
 
-def decode_block(
+def decode_layers(
     x: torch.Tensor,
-    norms: tuple[torch.Tensor, torch.Tensor],
+    norms: list[torch.Tensor],
     eps: float,
     linears: list[torch.Tensor],
     rope: tuple[torch.Tensor, torch.Tensor] | None,
-    k_cache: torch.Tensor,
-    v_cache: torch.Tensor,
+    k_caches: list[torch.Tensor],
+    v_caches: list[torch.Tensor],
     pos: int,
     n_heads: int,
     n_kv_heads: int,
     mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """A whole Llama-family block for one new token per row (x [B, 1, C] float32) in one call:
-    x + attention(rms_norm(x)), then + SwiGLU(rms_norm(.)), with the cache written at `pos`.
+    """Every Llama-family block of a model for one new token per row (x [B, 1, C] float32), in
+    one call: per layer x + attention(rms_norm(x)), then + SwiGLU(rms_norm(.)), with the layer's
+    cache written at `pos`.
 
-    norms: the attention and feed-forward RMSNorm weights. linears: for each of wqkv, wo, w1
-    (gate), w3 (up) and w2 (down), 4 tensors: int4 (qs uint8, d, m, bias) or int8 (qs int8, d,
-    -, bias), empty tensors where absent (`quantized_linear_args`)."""
+    norms: the attention and feed-forward RMSNorm weights of each layer. linears: for each of
+    wqkv, wo, w1 (gate), w3 (up) and w2 (down) of each layer, 4 tensors: int4 (qs uint8, d, m,
+    bias) or int8 (qs int8, d, -, bias), empty tensors where absent (`quantized_linear_args`).
+    k_caches, v_caches: one of each per layer, as for `decode_attention`."""
     cos, sin = rope if rope is not None else (EMPTY, EMPTY)
-    return torch.ops.lmforge.decode_block(
-        x, norms[0], norms[1], eps, linears, cos, sin, k_cache, v_cache, pos, n_heads,
-        n_kv_heads, mask,
-    )  # fmt: skip
+    return torch.ops.lmforge.decode_layers(
+        x, norms, eps, linears, cos, sin, k_caches, v_caches, pos, n_heads, n_kv_heads, mask
+    )
 
 
 def pack_int4(q: torch.Tensor) -> torch.Tensor:
-    """q [N, K] in 0..15 -> uint8 [N, K/2] in GGUF's nibble order (within each block of 32,
-    byte j holds weight j in its low nibble and weight j + 16 in its high one)."""
+    """q [N, K] in 0..15 (K a multiple of 64) -> uint8 [N, K/2] in the kernels' pair order.
+
+    Each pair of blocks of 32 shares 32 bytes; byte 8c + 4s + t (c < 4, s < 2, t < 4) holds
+    weight 4c + t of the pair's block s in its low nibble and weight 16 + 4c + t in its high one.
+    Within a block this is GGUF's nibble order (weight j with j + 16); the 4-byte interleaving
+    of the two blocks lets the kernel scale both with one broadcast (blocks.cpp)."""
     n, k = q.shape
-    q = q.to(torch.uint8).reshape(n, k // 32, 32)
-    return (q[..., :16] | (q[..., 16:] << 4)).reshape(n, k // 2).contiguous()
+    q = q.to(torch.uint8).reshape(n, k // 64, 2, 2, 4, 4)  # [N, pair, s, low/high, c, t]
+    packed = q[:, :, :, 0] | (q[:, :, :, 1] << 4)  # [N, pair, s, c, t]
+    return packed.permute(0, 1, 3, 2, 4).reshape(n, k // 2).contiguous()
 
 
 def unpack_int4(qs: torch.Tensor) -> torch.Tensor:
     """The inverse of `pack_int4`: uint8 [N, K/2] -> int32 [N, K] in 0..15."""
     n = qs.shape[0]
-    b = qs.reshape(n, -1, 16)
-    return torch.cat([b & 0xF, b >> 4], dim=-1).reshape(n, -1).to(torch.int32)
+    b = qs.reshape(n, -1, 4, 2, 4).permute(0, 1, 3, 2, 4)  # [N, pair, s, c, t]
+    return torch.stack([b & 0xF, b >> 4], dim=3).reshape(n, -1).to(torch.int32)

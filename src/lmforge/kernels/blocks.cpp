@@ -14,8 +14,11 @@
 // flips enough greedy tokens to change answers, while int16 keeps fp32's.)
 //
 // Layouts, per output row n (K a multiple of 64 for int4, of 32 for int8; d and m fp16):
-//   int4: qs uint8 [N, K/2], GGUF's nibble order: in block b (bytes 16b..16b+15), byte j holds
-//         weight 32b+j in its low nibble and 32b+j+16 in its high one; d, m [N, K/32].
+//   int4: qs uint8 [N, K/2] in pair order: blocks (2p, 2p+1) share bytes 32p..32p+31, and byte
+//         8c + 4s + t (c < 4, s < 2, t < 4) holds weight 4c + t of block 2p + s in its low
+//         nibble and weight 16 + 4c + t in its high one. Unpacked and multiplied, each 4 bytes
+//         sum into one int32 lane, so the lanes alternate between the two blocks and one
+//         broadcast pair of scales (s0, s1, s0, s1, ...) scales them all.
 //   int8: qs int8 [N, K]; d [N, K/32].
 //
 // Ops (registered with PyTorch's dispatcher; threads from PyTorch's OpenMP pool), for x [..., K']
@@ -38,244 +41,292 @@
 #include <optional>
 #include <vector>
 
+namespace lmforge {
 namespace {
 
-using lmforge::hsum;
+inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+inline __m128i load128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
 
-constexpr int64_t QK = 32;  // weights per block
-
-// Activations quantized per block of 32: x ~ d * q (q int16), and s = d * sum(q) for int4's
-// offset term. int8 weights read q as it is; int4 weights read it split in two byte planes,
-// q = 256 hi + lo (hi signed, lo unsigned), which AVX2's u8 x s8 `maddubs` can multiply by
-// nibbles at twice the rate of int16 `madd`. The planes keep each pair of blocks (a, b) in the
-// order the int4 loop unpacks nibbles: a0..15 b0..15 a16..31 b16..31.
-struct QuantizedRows {
-  int64_t nb;                  // blocks per row
-  std::vector<int16_t> q;      // [M, K] (int8 weights)
-  std::vector<uint8_t> lo;     // [M, K] (int4 weights, pair order)
-  std::vector<int8_t> hi;      // [M, K] (int4 weights, pair order)
-  std::vector<float> d, s;     // [M, nb]
-};
-
-// x [M, k_in] (k_in <= K; the missing columns are zeros) -> int16 blocks of 32
-QuantizedRows quantize_rows(const float* x, int64_t M, int64_t k_in, int64_t K, bool planes) {
-  const int64_t nb = K / QK;
-  QuantizedRows out{nb, {}, {}, {}, std::vector<float>(M * nb), std::vector<float>(M * nb)};
-  if (planes) {
-    out.lo.resize(M * K);
-    out.hi.resize(M * K);
-  } else {
-    out.q.resize(M * K);
-  }
-  float block[QK];
-  for (int64_t r = 0; r < M; ++r) {
-    for (int64_t b = 0; b < nb; ++b) {
-      const int64_t col = b * QK, n = std::clamp<int64_t>(k_in - col, 0, QK);
-      std::fill(std::copy(x + r * k_in + col, x + r * k_in + col + n, block), block + QK, 0.f);
-      float amax = 0.f;
-      for (int64_t j = 0; j < QK; ++j) amax = std::max(amax, std::fabs(block[j]));
-      const float d = amax / 32767.f, inv = d > 0.f ? 1.f / d : 0.f;
-      int sum = 0;
-      for (int64_t j = 0; j < QK; ++j) {
-        const int q = std::clamp(static_cast<int>(std::nearbyint(block[j] * inv)), -32767, 32767);
-        sum += q;
-        if (planes) {
-          const int64_t at = r * K + (b / 2) * 64 + (j / 16) * 32 + (b % 2) * 16 + j % 16;
-          out.lo[at] = static_cast<uint8_t>(q & 0xFF);
-          out.hi[at] = static_cast<int8_t>(q >> 8);  // arithmetic shift: q = 256 hi + lo
-        } else {
-          out.q[r * K + col + j] = static_cast<int16_t>(q);
-        }
-      }
-      out.d[r * nb + b] = d;
-      out.s[r * nb + b] = d * static_cast<float>(sum);
-    }
-  }
-  return out;
+// The first n of 8 lanes (n <= 8): a mask for AVX2's masked loads, which never touch the rest.
+inline __m256i first_lanes(int64_t n) {
+  static const int32_t table[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(table + 8 - n));
 }
 
-// 8 fp16 values -> 8 floats
-inline __m256 load_half8(const uint16_t* p) {
-  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+// n <= 8 fp16 values -> floats (zeros past n). Rows of blocks end in a partial chunk of 8
+// (SmolLM2: 18 blocks), read with a masked load: copying them out instead stalls on
+// store forwarding, a cost that showed in every row.
+inline __m256 load_halves(const uint16_t* p, int64_t n) {
+  if (n == 8) return _mm256_cvtph_ps(load128(p));
+  if (n % 2 == 0) {  // pairs of halves as 32-bit lanes
+    const __m128i pairs = _mm_maskload_epi32(reinterpret_cast<const int*>(p),
+                                             _mm256_castsi256_si128(first_lanes(n / 2)));
+    return _mm256_cvtph_ps(pairs);
+  }
+  uint16_t padded[8] = {};
+  std::copy(p, p + n, padded);
+  return _mm256_cvtph_ps(load128(padded));
+}
+
+// n <= 8 floats (zeros past n)
+inline __m256 load_floats(const float* p, int64_t n) {
+  return n == 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, first_lanes(n));
+}
+
+// One block of 32 floats -> q int16 [32] with x ~ d q; returns sum(q).
+inline int quantize_block(const float* x, int16_t* q, float* d) {
+  const __m256 sign = _mm256_set1_ps(-0.f);
+  __m256 v[4], amax = _mm256_setzero_ps();
+  for (int i = 0; i < 4; ++i) {
+    v[i] = _mm256_loadu_ps(x + 8 * i);
+    amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[i]));
+  }
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  *d = _mm_cvtss_f32(m) / 32767.f;
+  const __m256 inv = _mm256_set1_ps(*d > 0.f ? 1.f / *d : 0.f);
+  __m256i total = _mm256_setzero_si256();
+  for (int i = 0; i < 4; i += 2) {  // round to nearest (even), as torch.round; pack to int16
+    const __m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], inv));
+    const __m256i b = _mm256_cvtps_epi32(_mm256_mul_ps(v[i + 1], inv));
+    const __m256i packed = _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xD8);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + 8 * i), packed);
+    total = _mm256_add_epi32(total, _mm256_madd_epi16(packed, _mm256_set1_epi16(1)));
+  }
+  return hsum_epi32(total);
+}
+
+// 16 values of each of two blocks (a, b) -> 32 bytes of each plane, in pair order:
+// a0..3 b0..3 a4..7 b4..7 ... (the weights' low or high nibbles, see the layout above)
+inline void store_planes(const int16_t* a, const int16_t* b, uint8_t* lo, int8_t* hi) {
+  const __m128i low_byte = _mm_set1_epi16(0xFF);
+  for (int half = 0; half < 2; ++half) {
+    const __m128i A = load128(a + 8 * half), B = load128(b + 8 * half);
+    const __m128i v0 = _mm_unpacklo_epi64(A, B), v1 = _mm_unpackhi_epi64(A, B);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(lo + 16 * half),
+                     _mm_packus_epi16(_mm_and_si128(v0, low_byte), _mm_and_si128(v1, low_byte)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(hi + 16 * half),
+                     _mm_packs_epi16(_mm_srai_epi16(v0, 8), _mm_srai_epi16(v1, 8)));
+  }
 }
 
 // sum over blocks of m[b] * s[b] (int4's offset term), 8 blocks at a time
 inline float offset_sum(const uint16_t* m, const float* s, int64_t nb) {
   __m256 acc = _mm256_setzero_ps();
-  int64_t b = 0;
-  for (; b + 8 <= nb; b += 8) acc = _mm256_fmadd_ps(load_half8(m + b), _mm256_loadu_ps(s + b), acc);
-  float total = hsum(acc);
-  for (; b < nb; ++b) total += _cvtsh_ss(m[b]) * s[b];
-  return total;
+  for (int64_t b = 0; b < nb; b += 8) {
+    const int64_t n = std::min<int64_t>(8, nb - b);
+    acc = _mm256_fmadd_ps(load_halves(m + b, n), load_floats(s + b, n), acc);
+  }
+  return hsum(acc);
 }
 
-// 16 int16 weights . 16 int16 activations -> 8 int32 lanes, pairs summed (cannot overflow)
-inline __m256i madd16(__m256i w, const int16_t* x) {
-  return _mm256_madd_epi16(w, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)));
-}
-
-inline __m256i load256(const void* p) {
-  return _mm256_loadu_si256(static_cast<const __m256i*>(p));
-}
-
-// One int4 weight row against MR activation rows: y[r * ldy] = w . x[first + r].
-// Each step reads two blocks (a, b): 32 bytes of nibbles. The low nibbles hold weights 0..15 of
-// a (bytes 0..15) and of b (bytes 16..31), the high nibbles weights 16..31 of each; they meet
-// the activation byte planes stored in that order. Per plane, two maddubs sums fit in int16
-// (2 * 2 * 15 * 255), are widened to int32 and joined as 256 hi + lo. Lanes 0..3 of the result
-// belong to block a, 4..7 to block b: scaled by [da dxa x4, db dxb x4].
+// Row n of an int4 matrix against MR activation rows from r0: y[r * ldy] = w[n] . x[r0 + r].
+// Blocks go in chunks of 8, whose scales d dx are computed together; within a chunk, each step
+// reads a pair of blocks (32 bytes). Per byte plane of x, two maddubs sums fit in int16
+// (2 * 2 * 15 * 255) and madd widens them to int32, weighted 256 (high) and 1 (low).
 template <int MR>
-void int4_row(const uint8_t* qs, const uint16_t* d, const uint16_t* m, const QuantizedRows& x,
-              int64_t first, float* y, int64_t ldy) {
-  const int64_t nb = x.nb, K = nb * QK;
-  const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
-  const __m256i spread = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+void int4_row(const BlockMatrix& w, int64_t n, const Activations& x, int64_t r0, float* y,
+              int64_t ldy) {
+  const int64_t nb = x.nb, K = x.K;
+  const uint8_t* qs = w.qs + n * (K / 2);
+  const uint16_t* d = w.d + n * nb;
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  const __m256i ones = _mm256_set1_epi16(1), by256 = _mm256_set1_epi16(256);
   __m256 acc[MR];
   for (int r = 0; r < MR; ++r) acc[r] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; b += 2) {
-    const __m256i packed = load256(qs + b * 16);
-    const __m256i lo = _mm256_and_si256(packed, low4);
-    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
-    uint32_t d_pair;
-    std::memcpy(&d_pair, d + b, sizeof d_pair);
-    const __m128 dw = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(d_pair)));  // da, db
-    for (int r = 0; r < MR; ++r) {
-      const int64_t at = (first + r) * K + b * QK;
-      const uint8_t* xl = x.lo.data() + at;
-      const int8_t* xh = x.hi.data() + at;
-      const __m256i high = _mm256_add_epi16(_mm256_maddubs_epi16(lo, load256(xh)),
-                                            _mm256_maddubs_epi16(hi, load256(xh + 32)));
-      const __m256i low = _mm256_add_epi16(_mm256_maddubs_epi16(load256(xl), lo),
-                                           _mm256_maddubs_epi16(load256(xl + 32), hi));
-      const __m256i sum = _mm256_add_epi32(_mm256_slli_epi32(_mm256_madd_epi16(high, ones), 8),
-                                           _mm256_madd_epi16(low, ones));
-      const __m128 dx = _mm_castpd_ps(_mm_load_sd(
-          reinterpret_cast<const double*>(x.d.data() + (first + r) * nb + b)));
-      const __m256 scale =
-          _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_mul_ps(dw, dx)), spread);
-      acc[r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sum), acc[r]);
+  for (int64_t c = 0; c < nb; c += 8) {
+    const int64_t len = std::min<int64_t>(8, nb - c);
+    const __m256 dw = load_halves(d + c, len);
+    alignas(32) float scale[MR][8];
+    for (int r = 0; r < MR; ++r)
+      _mm256_store_ps(scale[r], _mm256_mul_ps(dw, load_floats(x.d.data() + (r0 + r) * nb + c, len)));
+    for (int64_t b = 0; b < len; b += 2) {
+      const __m256i packed = load256(qs + (c + b) * 16);
+      const __m256i lo = _mm256_and_si256(packed, low4);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
+      for (int r = 0; r < MR; ++r) {
+        const int64_t at = (r0 + r) * K + (c + b) * QK;
+        const uint8_t* xl = x.lo.data() + at;
+        const int8_t* xh = x.hi.data() + at;
+        const __m256i high = _mm256_add_epi16(_mm256_maddubs_epi16(lo, load256(xh)),
+                                              _mm256_maddubs_epi16(hi, load256(xh + 32)));
+        const __m256i low = _mm256_add_epi16(_mm256_maddubs_epi16(load256(xl), lo),
+                                             _mm256_maddubs_epi16(load256(xl + 32), hi));
+        const __m256i sum =
+            _mm256_add_epi32(_mm256_madd_epi16(high, by256), _mm256_madd_epi16(low, ones));
+        const __m256 s01 = _mm256_castpd_ps(
+            _mm256_broadcast_sd(reinterpret_cast<const double*>(scale[r] + b)));
+        acc[r] = _mm256_fmadd_ps(s01, _mm256_cvtepi32_ps(sum), acc[r]);
+      }
     }
   }
   for (int r = 0; r < MR; ++r)
-    y[r * ldy] = hsum(acc[r]) + offset_sum(m, x.s.data() + (first + r) * nb, nb);
+    y[r * ldy] = hsum(acc[r]) + offset_sum(w.m + n * nb, x.s.data() + (r0 + r) * nb, nb);
 }
 
-// One int8 weight row against MR activation rows.
+// Row n of an int8 matrix against MR activation rows (as int4_row, one block per step).
 template <int MR>
-void int8_row(const int8_t* qs, const uint16_t* d, const uint16_t* /*unused*/,
-              const QuantizedRows& x, int64_t first, float* y, int64_t ldy) {
-  const int64_t nb = x.nb, K = nb * QK;
+void int8_row(const BlockMatrix& w, int64_t n, const Activations& x, int64_t r0, float* y,
+              int64_t ldy) {
+  const int64_t nb = x.nb, K = x.K;
+  const int8_t* qs = reinterpret_cast<const int8_t*>(w.qs) + n * K;
+  const uint16_t* d = w.d + n * nb;
   __m256 acc[MR];
   for (int r = 0; r < MR; ++r) acc[r] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + b * QK));
-    const __m256i q0 = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(q));
-    const __m256i q1 = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(q, 1));
-    const float dw = _cvtsh_ss(d[b]);
-    for (int r = 0; r < MR; ++r) {
-      const int16_t* xq = x.q.data() + (first + r) * K + b * QK;
-      const __m256i p = _mm256_add_epi32(madd16(q0, xq), madd16(q1, xq + 16));
-      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dw * x.d[(first + r) * nb + b]),
-                               _mm256_cvtepi32_ps(p), acc[r]);
+  for (int64_t c = 0; c < nb; c += 8) {
+    const int64_t len = std::min<int64_t>(8, nb - c);
+    const __m256 dw = load_halves(d + c, len);
+    alignas(32) float scale[MR][8];
+    for (int r = 0; r < MR; ++r)
+      _mm256_store_ps(scale[r], _mm256_mul_ps(dw, load_floats(x.d.data() + (r0 + r) * nb + c, len)));
+    for (int64_t b = 0; b < len; ++b) {
+      const __m256i q0 = _mm256_cvtepi8_epi16(load128(qs + (c + b) * QK));
+      const __m256i q1 = _mm256_cvtepi8_epi16(load128(qs + (c + b) * QK + 16));
+      for (int r = 0; r < MR; ++r) {
+        const int16_t* xq = x.q.data() + (r0 + r) * K + (c + b) * QK;
+        const __m256i p = _mm256_add_epi32(_mm256_madd_epi16(q0, load256(xq)),
+                                           _mm256_madd_epi16(q1, load256(xq + 16)));
+        acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(scale[r] + b), _mm256_cvtepi32_ps(p), acc[r]);
+      }
     }
   }
   for (int r = 0; r < MR; ++r) y[r * ldy] = hsum(acc[r]);
+}
+
+template <int MR>
+inline void dot_rows(const BlockMatrix& w, int64_t n, const Activations& x, int64_t r0, float* y,
+                     int64_t ldy) {
+  if (w.int4) int4_row<MR>(w, n, x, r0, y, ldy);
+  else int8_row<MR>(w, n, x, r0, y, ldy);
 }
 
 // Weights stream from DRAM once per token: ask for a row a few rows ahead, so that reading it
 // overlaps the arithmetic on this one.
 constexpr int64_t kPrefetchRows = 4;
 
-template <typename Q>
-inline void prefetch_row(const Q* row, int64_t row_bytes, const uint16_t* d, const uint16_t* m,
-                         int64_t nb) {
-  const char* ahead = reinterpret_cast<const char*>(row) + kPrefetchRows * row_bytes;
-  for (int64_t at = 0; at < row_bytes; at += 64) _mm_prefetch(ahead + at, _MM_HINT_T0);
-  _mm_prefetch(reinterpret_cast<const char*>(d + kPrefetchRows * nb), _MM_HINT_T0);
-  if (m) _mm_prefetch(reinterpret_cast<const char*>(m + kPrefetchRows * nb), _MM_HINT_T0);
+inline void prefetch_row(const BlockMatrix& w, int64_t n) {
+  const int64_t row_bytes = w.int4 ? w.K / 2 : w.K, nb = w.K / QK;
+  const char* q = reinterpret_cast<const char*>(w.qs + n * row_bytes);
+  for (int64_t at = 0; at < row_bytes; at += 64) _mm_prefetch(q + at, _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(w.d + n * nb), _MM_HINT_T0);
+  if (w.m) _mm_prefetch(reinterpret_cast<const char*>(w.m + n * nb), _MM_HINT_T0);
 }
-
-// The shared driver: checks, activation quantization, rows split over threads, 4 activation
-// rows at a time (each weight row is read once per 4), bias, shape and dtype of the result.
-template <typename Q, template <int> class Row>
-at::Tensor block_linear(const char* name, const at::Tensor& x_in, const at::Tensor& qs,
-                        const at::Tensor& d, const at::Tensor* m,
-                        const std::optional<at::Tensor>& bias, int64_t K, bool planes) {
-  TORCH_CHECK(x_in.dim() >= 1 && at::isFloatingType(x_in.scalar_type()),
-              name, ": x must be a float tensor [..., K]");
-  TORCH_CHECK(qs.dim() == 2 && qs.is_contiguous() && d.is_contiguous() &&
-                  d.scalar_type() == at::kHalf && d.sizes() == at::IntArrayRef({qs.size(0), K / QK}),
-              name, ": weights must be contiguous, d fp16 [N, K/32]");
-  const int64_t k_in = x_in.size(-1), N = qs.size(0), nb = K / QK;
-  TORCH_CHECK(k_in <= K, name, ": x has ", k_in, " features, the weights ", K);
-  const at::Tensor x = x_in.reshape({-1, k_in}).to(at::kFloat).contiguous();
-  const int64_t M = x.size(0);
-  at::Tensor y = at::empty({M, N}, x.options());
-  if (M > 0 && N > 0) {
-    const QuantizedRows xq = quantize_rows(x.data_ptr<float>(), M, k_in, K, planes);
-    const Q* w = reinterpret_cast<const Q*>(qs.data_ptr());
-    const int64_t row_bytes = qs.size(1);
-    const auto* dp = reinterpret_cast<const uint16_t*>(d.data_ptr());
-    const auto* mp = m ? reinterpret_cast<const uint16_t*>(m->data_ptr()) : nullptr;
-    float* out = y.data_ptr<float>();
-    at::parallel_for(0, N, 16, [&](int64_t n0, int64_t n1) {
-      for (int64_t n = n0; n < n1; ++n) {
-        const Q* wn = w + n * row_bytes;
-        const uint16_t* dn = dp + n * nb;
-        const uint16_t* mn = mp ? mp + n * nb : nullptr;
-        if (n + kPrefetchRows < n1) prefetch_row(wn, row_bytes, dn, mn, nb);
-        float* yn = out + n;
-        int64_t r = 0;
-        for (; r + 4 <= M; r += 4) Row<4>::run(wn, dn, mn, xq, r, yn + r * N, N);
-        switch (M - r) {
-          case 3: Row<3>::run(wn, dn, mn, xq, r, yn + r * N, N); break;
-          case 2: Row<2>::run(wn, dn, mn, xq, r, yn + r * N, N); break;
-          case 1: Row<1>::run(wn, dn, mn, xq, r, yn + r * N, N); break;
-          default: break;
-        }
-      }
-    });
-  }
-  if (bias) y.add_(*bias);
-  std::vector<int64_t> shape(x_in.sizes().begin(), x_in.sizes().end());
-  shape.back() = N;
-  return y.view(shape).to(x_in.scalar_type());
-}
-
-template <int MR>
-struct Int4Row {
-  static void run(const uint8_t* qs, const uint16_t* d, const uint16_t* m, const QuantizedRows& x,
-                  int64_t first, float* y, int64_t ldy) {
-    int4_row<MR>(qs, d, m, x, first, y, ldy);
-  }
-};
-
-template <int MR>
-struct Int8Row {
-  static void run(const int8_t* qs, const uint16_t* d, const uint16_t* m, const QuantizedRows& x,
-                  int64_t first, float* y, int64_t ldy) {
-    int8_row<MR>(qs, d, m, x, first, y, ldy);
-  }
-};
 
 }  // namespace
 
-namespace lmforge {
+BlockMatrix block_matrix(const char* name, const at::Tensor& qs, const at::Tensor& d,
+                         const at::Tensor* m) {
+  const bool int4 = m != nullptr;
+  if (int4) {
+    TORCH_CHECK(qs.scalar_type() == at::kByte && qs.dim() == 2 && qs.size(1) % 32 == 0, name,
+                ": qs must be uint8 [N, K/2] with K a multiple of 64");
+  } else {
+    TORCH_CHECK(qs.scalar_type() == at::kChar && qs.dim() == 2 && qs.size(1) % QK == 0, name,
+                ": qs must be int8 [N, K] with K a multiple of 32");
+  }
+  BlockMatrix w;
+  w.N = qs.size(0);
+  w.K = int4 ? 2 * qs.size(1) : qs.size(1);
+  w.int4 = int4;
+  TORCH_CHECK(qs.is_contiguous() && d.is_contiguous() && d.scalar_type() == at::kHalf &&
+                  d.sizes() == at::IntArrayRef({w.N, w.K / QK}),
+              name, ": weights must be contiguous, d fp16 [N, K/32]");
+  w.qs = reinterpret_cast<const uint8_t*>(qs.data_ptr());
+  w.d = reinterpret_cast<const uint16_t*>(d.data_ptr());
+  if (int4) {
+    TORCH_CHECK(m->sizes() == d.sizes() && m->scalar_type() == at::kHalf && m->is_contiguous(),
+                name, ": m must be fp16 like d");
+    w.m = reinterpret_cast<const uint16_t*>(m->data_ptr());
+  }
+  return w;
+}
+
+Activations quantize_activations(const float* x, int64_t M, int64_t k_in, const BlockMatrix& w) {
+  Activations a;
+  a.M = M, a.K = w.K, a.nb = w.K / QK, a.planes = w.int4;
+  a.d.resize(M * a.nb);
+  a.s.resize(M * a.nb);
+  if (a.planes) {
+    a.lo.resize(M * a.K);
+    a.hi.resize(M * a.K);
+  } else {
+    a.q.resize(M * a.K);
+  }
+  alignas(32) float block[QK];
+  alignas(32) int16_t pair[2][QK];
+  for (int64_t r = 0; r < M; ++r) {
+    for (int64_t b = 0; b < a.nb; ++b) {
+      const int64_t col = b * QK, n = std::clamp<int64_t>(k_in - col, 0, QK);
+      const float* src = x + r * k_in + col;
+      if (n < QK) {
+        std::fill(std::copy(src, src + n, block), block + QK, 0.f);
+        src = block;
+      }
+      const int64_t at = r * a.nb + b;
+      int16_t* q = a.planes ? pair[b % 2] : a.q.data() + r * a.K + col;
+      const int sum = quantize_block(src, q, &a.d[at]);
+      a.s[at] = a.d[at] * static_cast<float>(sum);
+      if (a.planes && b % 2 == 1) {
+        const int64_t p = r * a.K + (b - 1) * QK;  // the pair's 64 bytes of each plane
+        store_planes(pair[0], pair[1], a.lo.data() + p, a.hi.data() + p);
+        store_planes(pair[0] + 16, pair[1] + 16, a.lo.data() + p + 32, a.hi.data() + p + 32);
+      }
+    }
+  }
+  return a;
+}
+
+void matvec(const BlockMatrix& w, const Activations& x, int64_t n0, int64_t n1, float* y,
+            int64_t ldy) {
+  TORCH_INTERNAL_ASSERT(x.K == w.K && x.planes == w.int4);
+  for (int64_t n = n0; n < n1; ++n) {
+    if (n + kPrefetchRows < n1) prefetch_row(w, n + kPrefetchRows);
+    int64_t r = 0;
+    for (; r + 4 <= x.M; r += 4) dot_rows<4>(w, n, x, r, y + r * ldy + n, ldy);
+    switch (x.M - r) {
+      case 3: dot_rows<3>(w, n, x, r, y + r * ldy + n, ldy); break;
+      case 2: dot_rows<2>(w, n, x, r, y + r * ldy + n, ldy); break;
+      case 1: dot_rows<1>(w, n, x, r, y + r * ldy + n, ldy); break;
+      default: break;
+    }
+  }
+}
+
+namespace {
+
+// The ops' shared driver: activation quantization, rows split over threads, bias, the shape and
+// dtype of the result.
+at::Tensor linear(const char* name, const at::Tensor& x_in, const BlockMatrix& w,
+                  const std::optional<at::Tensor>& bias) {
+  TORCH_CHECK(x_in.dim() >= 1 && at::isFloatingType(x_in.scalar_type()),
+              name, ": x must be a float tensor [..., K]");
+  const int64_t k_in = x_in.size(-1);
+  TORCH_CHECK(k_in <= w.K, name, ": x has ", k_in, " features, the weights ", w.K);
+  const at::Tensor x = x_in.reshape({-1, k_in}).to(at::kFloat).contiguous();
+  const int64_t M = x.size(0);
+  at::Tensor y = at::empty({M, w.N}, x.options());
+  if (M > 0 && w.N > 0) {
+    const Activations xq = quantize_activations(x.data_ptr<float>(), M, k_in, w);
+    float* out = y.data_ptr<float>();
+    at::parallel_for(0, w.N, 16, [&](int64_t n0, int64_t n1) { matvec(w, xq, n0, n1, out, w.N); });
+  }
+  if (bias) y.add_(*bias);
+  std::vector<int64_t> shape(x_in.sizes().begin(), x_in.sizes().end());
+  shape.back() = w.N;
+  return y.view(shape).to(x_in.scalar_type());
+}
+
+}  // namespace
 
 at::Tensor int4_linear(const at::Tensor& x, const at::Tensor& qs, const at::Tensor& d,
                        const at::Tensor& m, const std::optional<at::Tensor>& bias) {
-  TORCH_CHECK(qs.scalar_type() == at::kByte && qs.dim() == 2 && qs.size(1) % 32 == 0,
-              "int4_linear: qs must be uint8 [N, K/2] with K a multiple of 64");
-  TORCH_CHECK(m.sizes() == d.sizes() && m.scalar_type() == at::kHalf && m.is_contiguous(),
-              "int4_linear: m must be fp16 like d");
-  return block_linear<uint8_t, Int4Row>("int4_linear", x, qs, d, &m, bias, qs.size(1) * 2, true);
+  return linear("int4_linear", x, block_matrix("int4_linear", qs, d, &m), bias);
 }
 
 at::Tensor int8_linear(const at::Tensor& x, const at::Tensor& qs, const at::Tensor& d,
                        const std::optional<at::Tensor>& bias) {
-  TORCH_CHECK(qs.scalar_type() == at::kChar && qs.dim() == 2 && qs.size(1) % QK == 0,
-              "int8_linear: qs must be int8 [N, K] with K a multiple of 32");
-  return block_linear<int8_t, Int8Row>("int8_linear", x, qs, d, nullptr, bias, qs.size(1), false);
+  return linear("int8_linear", x, block_matrix("int8_linear", qs, d, nullptr), bias);
 }
 
 }  // namespace lmforge
