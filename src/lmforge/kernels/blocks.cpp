@@ -111,36 +111,30 @@ inline void store_planes(const int16_t* a, const int16_t* b, uint8_t* lo, int8_t
   }
 }
 
-// sum over blocks of m[b] * s[b] (int4's offset term), 8 blocks at a time
-inline float offset_sum(const uint16_t* m, const float* s, int64_t nb) {
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; b += 8) {
-    const int64_t n = std::min<int64_t>(8, nb - b);
-    acc = _mm256_fmadd_ps(load_halves(m + b, n), load_floats(s + b, n), acc);
-  }
-  return hsum(acc);
-}
-
 // Row n of an int4 matrix against MR activation rows from r0: y[r * ldy] = w[n] . x[r0 + r].
-// Blocks go in chunks of 8, whose scales d dx are computed together; within a chunk, each step
-// reads a pair of blocks (32 bytes). Per byte plane of x, two maddubs sums fit in int16
-// (2 * 2 * 15 * 255) and madd widens them to int32, weighted 256 (high) and 1 (low).
+// Blocks go in chunks of 8, whose scales d dx and offset terms m s are computed together;
+// within a chunk, each step reads a pair of blocks (32 bytes). Per byte plane of x, two maddubs
+// sums fit in int16 (2 * 2 * 15 * 255) and madd widens them to int32, weighted 256 (high) and
+// 1 (low).
 template <int MR>
 void int4_row(const BlockMatrix& w, int64_t n, const Activations& x, int64_t r0, float* y,
               int64_t ldy) {
   const int64_t nb = x.nb, K = x.K;
   const uint8_t* qs = w.qs + n * (K / 2);
-  const uint16_t* d = w.d + n * nb;
+  const uint16_t *d = w.d + n * nb, *m = w.m + n * nb;
   const __m256i low4 = _mm256_set1_epi8(0x0F);
   const __m256i ones = _mm256_set1_epi16(1), by256 = _mm256_set1_epi16(256);
   __m256 acc[MR];
   for (int r = 0; r < MR; ++r) acc[r] = _mm256_setzero_ps();
   for (int64_t c = 0; c < nb; c += 8) {
     const int64_t len = std::min<int64_t>(8, nb - c);
-    const __m256 dw = load_halves(d + c, len);
+    const __m256 dw = load_halves(d + c, len), mw = load_halves(m + c, len);
     alignas(32) float scale[MR][8];
-    for (int r = 0; r < MR; ++r)
-      _mm256_store_ps(scale[r], _mm256_mul_ps(dw, load_floats(x.d.data() + (r0 + r) * nb + c, len)));
+    for (int r = 0; r < MR; ++r) {
+      const int64_t at = (r0 + r) * nb + c;
+      _mm256_store_ps(scale[r], _mm256_mul_ps(dw, load_floats(x.d.data() + at, len)));
+      acc[r] = _mm256_fmadd_ps(mw, load_floats(x.s.data() + at, len), acc[r]);  // offsets
+    }
     for (int64_t b = 0; b < len; b += 2) {
       const __m256i packed = load256(qs + (c + b) * 16);
       const __m256i lo = _mm256_and_si256(packed, low4);
@@ -161,8 +155,7 @@ void int4_row(const BlockMatrix& w, int64_t n, const Activations& x, int64_t r0,
       }
     }
   }
-  for (int r = 0; r < MR; ++r)
-    y[r * ldy] = hsum(acc[r]) + offset_sum(w.m + n * nb, x.s.data() + (r0 + r) * nb, nb);
+  for (int r = 0; r < MR; ++r) y[r * ldy] = hsum(acc[r]);
 }
 
 // Row n of an int8 matrix against MR activation rows (as int4_row, one block per step).
