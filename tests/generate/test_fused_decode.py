@@ -49,6 +49,8 @@ def test_fused_step_equals_the_model_forward(mode: str, qkv_bias: bool) -> None:
     (fused, k_fused), (eager, k_eager) = run(True), run(False)
     torch.testing.assert_close(fused, eager, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(k_fused, k_eager, rtol=1e-5, atol=1e-5)  # the same cache write
+    again, _ = run(True)  # setup_cache replaced the caches: the decoder must follow
+    torch.testing.assert_close(again, fused)
 
 
 def test_generator_uses_it_and_gives_the_same_tokens(monkeypatch) -> None:

@@ -181,6 +181,4 @@ def test_decode_attention_rejects_mismatched_shapes() -> None:
 def test_decode_layers_rejects_mismatched_lists() -> None:
     cache = torch.zeros(1, 2, 8, 64)
     with pytest.raises(RuntimeError, match="per layer, 2 norms, 20 linear tensors"):
-        kernels.decode_layers(
-            torch.randn(1, 1, 64), [torch.ones(64)], 1e-5, [], None, [cache], [cache], 0, 4, 2
-        )
+        kernels.decode_layers([torch.ones(64)], 1e-5, [], [cache], [cache], 4, 2)

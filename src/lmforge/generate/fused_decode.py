@@ -2,9 +2,9 @@
 
 At one token per sequence a SmolLM2 block is ~40 small ops and ~15 module calls, and in eager
 PyTorch their overhead costs as much as the quantized matmuls themselves. `FusedDecoder` runs the
-same step's blocks with one `lmforge.kernels.decode_layers` call (per layer: RMSNorm, q/k/v, RoPE,
-KV-cache write, grouped-query attention, output projection, SwiGLU, residuals): the model's own
-weights and caches, the same arithmetic as its forward (tests/generate/test_fused_decode.py
+same step's blocks in one C++ call (`lmforge.kernels.decode_layers`, which holds the blocks; per
+layer: RMSNorm, q/k/v, RoPE, KV-cache write, grouped-query attention, output projection, SwiGLU,
+residuals): the model's own weights and caches, the same arithmetic as its forward (tests/generate/test_fused_decode.py
 checks the logits). The embedding, final norm and head stay the model's modules.
 
     decoder = FusedDecoder.for_model(model)   # None unless the model qualifies (see below)
@@ -40,6 +40,9 @@ class FusedDecoder:
     def __init__(self, model: Transformer, linears: list[torch.Tensor]) -> None:
         self.model, self.linears = model, linears  # 20 tensors per layer
         self.norms = [n.weight for b in model.layers for n in (b.attention_norm, b.ffn_norm)]
+        self._attention0 = model.layers[0].attention
+        self._cache0 = None  # layer 0's KV cache when `self._layers` was made
+        self._layers: torch.ScriptObject | None = None
 
     @classmethod
     def for_model(cls, model: nn.Module) -> FusedDecoder | None:
@@ -64,6 +67,18 @@ class FusedDecoder:
             linears += [t for x in args for t in x]
         return cls(model, linears)
 
+    def _blocks(self) -> torch.ScriptObject:
+        """The C++ blocks over the model's current caches, made again when `setup_cache` has
+        replaced them (it replaces every layer's at once, so layer 0's tells)."""
+        if self._layers is None or self._attention0.kv_cache is not self._cache0:
+            c, caches = self.model.config, [b.attention.kv_cache for b in self.model.layers]
+            self._layers = kernels.decode_layers(
+                self.norms, c.norm_eps, self.linears, [cache.k for cache in caches],
+                [cache.v for cache in caches], c.n_heads, c.n_kv_heads,
+            )  # fmt: skip
+            self._cache0 = caches[0]
+        return self._layers
+
     def __call__(
         self,
         tokens: torch.Tensor,  # [B, 1]
@@ -72,16 +87,10 @@ class FusedDecoder:
         mask: torch.Tensor | None,  # [B, 1, 1, S] bool: slots each row may attend to
     ) -> torch.Tensor:
         """Logits of the new token of each row: [B, V]."""
-        model, c = self.model, self.model.config
+        model = self.model
         slot = int(input_pos[0])
-        if positions is None:
-            positions = input_pos[None]  # [1, 1]
-        rope = (model.rope_cos[positions].unsqueeze(2), model.rope_sin[positions].unsqueeze(2))
+        rows = (input_pos if positions is None else positions).reshape(-1)  # [1 or B]
+        cos, sin = model.rope_cos.index_select(0, rows), model.rope_sin.index_select(0, rows)
         attn_mask, _ = model.attention_mask(mask, input_pos, 1, slot + 1, tokens.device)
-        caches = [block.attention.kv_cache for block in model.layers]
-        x = model.tok_embeddings(tokens)  # [B, 1, C]
-        x = kernels.decode_layers(
-            x, self.norms, c.norm_eps, self.linears, rope, [cache.k for cache in caches],
-            [cache.v for cache in caches], slot, c.n_heads, c.n_kv_heads, attn_mask,
-        )  # fmt: skip
+        x = self._blocks().forward(model.tok_embeddings(tokens), cos, sin, slot, attn_mask)
         return model.output(model.norm(x))[:, -1]

@@ -157,29 +157,27 @@ def decode_attention(
 
 
 def decode_layers(
-    x: torch.Tensor,
     norms: list[torch.Tensor],
     eps: float,
     linears: list[torch.Tensor],
-    rope: tuple[torch.Tensor, torch.Tensor] | None,
     k_caches: list[torch.Tensor],
     v_caches: list[torch.Tensor],
-    pos: int,
     n_heads: int,
     n_kv_heads: int,
-    mask: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Every Llama-family block of a model for one new token per row (x [B, 1, C] float32), in
-    one call: per layer x + attention(rms_norm(x)), then + SwiGLU(rms_norm(.)), with the layer's
-    cache written at `pos`.
+) -> torch.ScriptObject:
+    """Every Llama-family block of a model, held once for decode steps of one new token per row:
 
-    norms: the attention and feed-forward RMSNorm weights of each layer. linears: for each of
-    wqkv, wo, w1 (gate), w3 (up) and w2 (down) of each layer, 4 tensors: int4 (qs uint8, d, m,
-    bias) or int8 (qs int8, d, -, bias), empty tensors where absent (`quantized_linear_args`).
-    k_caches, v_caches: one of each per layer, as for `decode_attention`."""
-    cos, sin = rope if rope is not None else (EMPTY, EMPTY)
-    return torch.ops.lmforge.decode_layers(
-        x, norms, eps, linears, cos, sin, k_caches, v_caches, pos, n_heads, n_kv_heads, mask
+        layers = kernels.decode_layers(norms, eps, linears, k_caches, v_caches, H, KV)
+        x = layers.forward(x, cos, sin, pos, mask)   # x [B, 1, C] float32 -> [B, 1, C]
+
+    Per layer: x + attention(rms_norm(x)), then + SwiGLU(rms_norm(.)), writing the layer's
+    cache at slot `pos`; cos/sin [1|B, D] (`EMPTY`: no RoPE) and mask [1|B, >= pos + 1] bool or
+    None as for `decode_attention`. norms: the attention and feed-forward RMSNorm weights of each
+    layer. linears: for each of wqkv, wo, w1 (gate), w3 (up) and w2 (down) of each layer, 4
+    tensors: int4 (qs uint8, d, m, bias) or int8 (qs int8, d, -, bias), empty where absent
+    (`quantized_linear_args`). k_caches, v_caches: one of each per layer [B, KV, S_max, D]."""
+    return torch.classes.lmforge.DecodeLayers(
+        norms, eps, linears, k_caches, v_caches, n_heads, n_kv_heads
     )
 
 

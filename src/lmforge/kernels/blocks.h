@@ -1,5 +1,5 @@
 // The quantized matmuls of blocks.cpp, for decode.cpp to call without the dispatcher: the ops
-// take tensors; decode_layers works on raw rows with these.
+// take tensors; DecodeLayers works on raw rows with these.
 #pragma once
 
 #include <ATen/ATen.h>

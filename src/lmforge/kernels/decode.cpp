@@ -6,17 +6,17 @@
 //   torch.ops.lmforge.decode_attention(qkv [B, 1, (H + 2 KV) * D], cos [B|1, D], sin [B|1, D],
 //       k_cache [B', KV, S_max, D], v_cache, pos, n_heads, n_kv_heads, mask [B|1, >=pos+1] bool?)
 //       -> [B, 1, H * D]
-//   torch.ops.lmforge.decode_layers(x [B, 1, C], norms (2 per layer), eps, linears (4 tensors
-//       for each of wqkv, wo, w1, w3, w2 per layer), cos, sin, k_caches, v_caches (1 per layer),
-//       pos, n_heads, n_kv_heads, mask?) -> [B, 1, C]: every Llama-family block (RMSNorm, GQA
-//       attention, SwiGLU) of a model with int4/int8 weights, in one call.
+//   torch.classes.lmforge.DecodeLayers(norms (2 per layer), eps, linears (4 tensors for each of
+//       wqkv, wo, w1, w3, w2 per layer), k_caches, v_caches (1 per layer), n_heads, n_kv_heads)
+//       .forward(x [B, 1, C], cos, sin, pos, mask?) -> [B, 1, C]: every Llama-family block
+//       (RMSNorm, GQA attention, SwiGLU) of a model with int4/int8 weights, in one call.
 //
 // decode_attention rotates q and k (RoPE, rotate-half convention; cos/sin empty = no RoPE),
 // writes k and v into cache slot `pos` of rows 0..B-1, and attends each query head to slots
 // 0..pos of its key/value head (grouped-query attention) where mask allows (a slot is always
 // allowed to itself), with softmax scale 1/sqrt(D). Float32 throughout.
 //
-// decode_layers works on plain float rows between a block's five parallel regions (q/k/v,
+// DecodeLayers works on plain float rows between a block's five parallel regions (q/k/v,
 // attention, output projection, gate and up together, down), adding biases, residuals and
 // SwiGLU inside them, so no step of a block is a separate PyTorch op, and a decode step leaves
 // Python once for all its blocks.
@@ -24,6 +24,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <immintrin.h>
+#include <torch/custom_class.h>
 #include <torch/library.h>
 
 #include "blocks.h"
@@ -233,7 +234,7 @@ struct Attention {
   }
 };
 
-// One linear layer of decode_layers: a block matrix and its float32 bias (or none)
+// One linear layer of DecodeLayers: a block matrix and its float32 bias (or none)
 struct Linear {
   BlockMatrix w;
   const float* bias = nullptr;
@@ -324,58 +325,90 @@ at::Tensor decode_attention(const at::Tensor& qkv_in, const at::Tensor& cos,
   return y;
 }
 
-// Every block of a Llama-family model for one new token per row, in one call. Per layer l:
+// Every block of a Llama-family model, held once (checked, weights and caches borrowed) and run
+// for one new token per row. Per layer:
 //   h = x + wo(attention(wqkv(rms_norm(x))));  x = h + w2(silu(w1(rms_norm(h))) * w3(rms_norm(h)))
-// norms: (attention, feed-forward) per layer; linears: (qs, d, m, bias) for each of wqkv, wo,
-// w1, w3, w2 per layer (see Linear); one k and v cache per layer.
-at::Tensor decode_layers(const at::Tensor& x_in, at::TensorList norms, double eps,
-                         at::TensorList linears, const at::Tensor& cos, const at::Tensor& sin,
-                         at::TensorList k_caches, at::TensorList v_caches, int64_t pos, int64_t H,
-                         int64_t KV, const std::optional<at::Tensor>& mask) {
-  const int64_t L = static_cast<int64_t>(k_caches.size());
-  TORCH_CHECK(L > 0 && static_cast<int64_t>(v_caches.size()) == L &&
-                  static_cast<int64_t>(norms.size()) == 2 * L &&
-                  static_cast<int64_t>(linears.size()) == 20 * L,
-              "decode_layers: per layer, 2 norms, 20 linear tensors and a k and v cache");
-  TORCH_CHECK(x_in.dim() == 3 && x_in.size(1) == 1 && x_in.scalar_type() == at::kFloat,
-              "decode_layers: x must be float32 [B, 1, C]");
-  at::Tensor x = x_in.clone(at::MemoryFormat::Contiguous);  // updated layer after layer
-  const int64_t B = x.size(0), C = x.size(2);
-  TORCH_CHECK(k_caches[0].dim() == 4, "decode_layers: caches must be [B, KV, S, D]");
-  const Attention attention(B, H, KV, k_caches[0].size(3), pos, cos, sin, mask);
-  const float e = static_cast<float>(eps);
-  std::vector<float> normed(B * C), qkv, attended, h(B * C), gate;
-  float* xp = x.data_ptr<float>();
-  for (int64_t l = 0; l < L; ++l) {
-    const at::Tensor &attention_norm = norms[2 * l], &ffn_norm = norms[2 * l + 1];
-    TORCH_CHECK(attention_norm.numel() == C && ffn_norm.numel() == C &&
-                    attention_norm.scalar_type() == at::kFloat &&
-                    ffn_norm.scalar_type() == at::kFloat && attention_norm.is_contiguous() &&
-                    ffn_norm.is_contiguous(),
-                "decode_layers: norm weights must be float32 [", C, "]");
-    auto layer = [&](int64_t i) { return linears.slice(20 * l + 4 * i, 4); };
-    const Linear wqkv("decode_layers wqkv", layer(0)), wo("decode_layers wo", layer(1));
-    const Linear w1("decode_layers w1", layer(2)), w3("decode_layers w3", layer(3));
-    const Linear w2("decode_layers w2", layer(4));
-    attention.check(k_caches[l], v_caches[l], wqkv.w.N);
-    const int64_t HD = H * attention.D, F = w1.w.N;
-    TORCH_CHECK(wqkv.w.K >= C && wo.w.K >= HD && wo.w.N == C && w1.w.K >= C && w3.w.K >= C &&
-                    w3.w.N == F && w2.w.K >= F && w2.w.N == C,
-                "decode_layers: the linear layers' shapes do not chain for width ", C);
-    qkv.resize(B * wqkv.w.N), attended.resize(B * HD), gate.resize(B * F);
-
-    for (int64_t b = 0; b < B; ++b)
-      rms_norm_row(xp + b * C, attention_norm.data_ptr<float>(), C, e, normed.data() + b * C);
-    project(wqkv, normed.data(), B, C, qkv.data());
-    attention.run(qkv.data(), k_caches[l], v_caches[l], attended.data());
-    project(wo, attended.data(), B, HD, h.data(), xp);
-    for (int64_t b = 0; b < B; ++b)
-      rms_norm_row(h.data() + b * C, ffn_norm.data_ptr<float>(), C, e, normed.data() + b * C);
-    swiglu(w1, w3, normed.data(), B, C, gate.data());
-    project(w2, gate.data(), B, F, xp, h.data());
+// Holding the ~700 tensors of SmolLM2's blocks here, rather than passing them on every step,
+// saves ~1 ms of argument conversion per token. Python: torch.classes.lmforge.DecodeLayers.
+class DecodeLayers : public torch::CustomClassHolder {
+ public:
+  // norms: (attention, feed-forward) per layer; linears: (qs, d, m, bias) for each of wqkv, wo,
+  // w1, w3, w2 per layer (see Linear); one k and v cache [B, KV, S_max, D] per layer.
+  DecodeLayers(std::vector<at::Tensor> norms, double eps, std::vector<at::Tensor> linears,
+               std::vector<at::Tensor> k_caches, std::vector<at::Tensor> v_caches, int64_t H,
+               int64_t KV)
+      : tensors_(std::move(linears)), eps_(static_cast<float>(eps)), H_(H), KV_(KV) {
+    const size_t L = k_caches.size();
+    TORCH_CHECK(L > 0 && v_caches.size() == L && norms.size() == 2 * L && tensors_.size() == 20 * L,
+                "DecodeLayers: per layer, 2 norms, 20 linear tensors and a k and v cache");
+    const at::Tensor& k0 = k_caches[0];
+    TORCH_CHECK(k0.dim() == 4 && k0.size(1) == KV && H % KV == 0,
+                "DecodeLayers: caches must be [B, ", KV, ", S, D] for ", H, " heads");
+    C_ = norms[0].numel(), D_ = k0.size(3);
+    for (size_t l = 0; l < L; ++l) {
+      const at::Tensor &an = norms[2 * l], &fn = norms[2 * l + 1];
+      TORCH_CHECK(an.numel() == C_ && fn.numel() == C_ && an.scalar_type() == at::kFloat &&
+                      fn.scalar_type() == at::kFloat && an.is_contiguous() && fn.is_contiguous(),
+                  "DecodeLayers: norm weights must be float32 [", C_, "]");
+      TORCH_CHECK(k_caches[l].sizes() == k0.sizes() && v_caches[l].sizes() == k0.sizes() &&
+                      k_caches[l].scalar_type() == at::kFloat && v_caches[l].scalar_type() == at::kFloat &&
+                      k_caches[l].is_contiguous() && v_caches[l].is_contiguous(),
+                  "DecodeLayers: every cache must be contiguous float32 ", k0.sizes());
+      auto linear = [&](const char* name, int64_t i) {
+        return Linear(name, at::TensorList(tensors_).slice(20 * l + 4 * i, 4));
+      };
+      Layer layer{an, fn, linear("DecodeLayers wqkv", 0), linear("DecodeLayers wo", 1),
+                  linear("DecodeLayers w1", 2), linear("DecodeLayers w3", 3),
+                  linear("DecodeLayers w2", 4), k_caches[l], v_caches[l]};
+      const int64_t F = layer.w1.w.N;
+      TORCH_CHECK(layer.wqkv.w.N == (H + 2 * KV) * D_ && layer.wqkv.w.K >= C_ &&
+                      layer.wo.w.K >= H * D_ && layer.wo.w.N == C_ && layer.w1.w.K >= C_ &&
+                      layer.w3.w.K >= C_ && layer.w3.w.N == F && layer.w2.w.K >= F &&
+                      layer.w2.w.N == C_,
+                  "DecodeLayers: the linear layers' shapes do not chain for width ", C_);
+      layers_.push_back(std::move(layer));
+    }
   }
-  return x;
-}
+
+  // x [B, 1, C] float32 -> [B, 1, C] after every block, writing cache slot pos of each layer;
+  // cos/sin [1|B, D] (empty: no RoPE), mask [1|B, >= pos + 1] bool or none
+  at::Tensor forward(const at::Tensor& x_in, const at::Tensor& cos, const at::Tensor& sin,
+                     int64_t pos, const std::optional<at::Tensor>& mask) {
+    TORCH_CHECK(x_in.dim() == 3 && x_in.size(1) == 1 && x_in.size(2) == C_ &&
+                    x_in.scalar_type() == at::kFloat,
+                "DecodeLayers: x must be float32 [B, 1, ", C_, "]");
+    at::Tensor x = x_in.clone(at::MemoryFormat::Contiguous);  // updated layer after layer
+    const int64_t B = x.size(0), C = C_, HD = H_ * D_;
+    const Attention attention(B, H_, KV_, D_, pos, cos, sin, mask);
+    attention.check(layers_[0].k_cache, layers_[0].v_cache, layers_[0].wqkv.w.N);  // all alike
+    std::vector<float> normed(B * C), qkv, attended(B * HD), h(B * C), gate;
+    float* xp = x.data_ptr<float>();
+    for (const Layer& l : layers_) {
+      qkv.resize(B * l.wqkv.w.N), gate.resize(B * l.w1.w.N);
+      for (int64_t b = 0; b < B; ++b)
+        rms_norm_row(xp + b * C, l.attention_norm.data_ptr<float>(), C, eps_, normed.data() + b * C);
+      project(l.wqkv, normed.data(), B, C, qkv.data());
+      attention.run(qkv.data(), l.k_cache, l.v_cache, attended.data());
+      project(l.wo, attended.data(), B, HD, h.data(), xp);
+      for (int64_t b = 0; b < B; ++b)
+        rms_norm_row(h.data() + b * C, l.ffn_norm.data_ptr<float>(), C, eps_, normed.data() + b * C);
+      swiglu(l.w1, l.w3, normed.data(), B, C, gate.data());
+      project(l.w2, gate.data(), B, l.w1.w.N, xp, h.data());
+    }
+    return x;
+  }
+
+ private:
+  struct Layer {
+    at::Tensor attention_norm, ffn_norm;
+    Linear wqkv, wo, w1, w3, w2;
+    at::Tensor k_cache, v_cache;
+  };
+  std::vector<at::Tensor> tensors_;  // the linear layers' tensors, which Linear points into
+  std::vector<Layer> layers_;
+  float eps_;
+  int64_t H_, KV_, C_ = 0, D_ = 0;
+};
 
 }  // namespace lmforge
 
@@ -384,14 +417,13 @@ TORCH_LIBRARY_FRAGMENT(lmforge, m) {
   m.def(
       "decode_attention(Tensor qkv, Tensor cos, Tensor sin, Tensor(a!) k_cache, "
       "Tensor(b!) v_cache, int pos, int n_heads, int n_kv_heads, Tensor? mask=None) -> Tensor");
-  m.def(
-      "decode_layers(Tensor x, Tensor[] norms, float eps, Tensor[] linears, Tensor cos, "
-      "Tensor sin, Tensor(a!)[] k_caches, Tensor(b!)[] v_caches, int pos, int n_heads, "
-      "int n_kv_heads, Tensor? mask=None) -> Tensor");
+  m.class_<lmforge::DecodeLayers>("DecodeLayers")
+      .def(torch::init<std::vector<at::Tensor>, double, std::vector<at::Tensor>,
+                       std::vector<at::Tensor>, std::vector<at::Tensor>, int64_t, int64_t>())
+      .def("forward", &lmforge::DecodeLayers::forward);
 }
 
 TORCH_LIBRARY_IMPL(lmforge, CPU, m) {
   m.impl("rms_norm", &lmforge::rms_norm);
   m.impl("decode_attention", &lmforge::decode_attention);
-  m.impl("decode_layers", &lmforge::decode_layers);
 }
