@@ -82,7 +82,7 @@ def test_int4_linear_matches_reference(rows: int, k_in: int, k: int, n: int) -> 
 
 @needs_kernels
 @pytest.mark.parametrize("rows", [1, 4, 7])
-@pytest.mark.parametrize(("k_in", "k", "n"), [(576, 576, 49), (100, 128, 16)])
+@pytest.mark.parametrize(("k_in", "k", "n"), [(576, 576, 49), (100, 128, 16), (96, 96, 24)])
 def test_int8_linear_matches_reference(rows: int, k_in: int, k: int, n: int) -> None:
     torch.manual_seed(rows)
     q = torch.randint(-127, 128, (n, k), dtype=torch.int8)
