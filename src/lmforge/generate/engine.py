@@ -157,7 +157,7 @@ class Generator:
             else:
                 generators = make_generators(params.seed, B)
         vocab = self.model.config.vocab_size
-        # decode steps of a quantized Llama-family model: one C++ call per layer (None: eager)
+        # decode steps of a quantized Llama-family model: one C++ call for all blocks (None: eager)
         self._fused = FusedDecoder.for_model(self.model)
 
         pad = torch.tensor([T - n for n in lengths])  # [B] padding slots of each row

@@ -7,7 +7,8 @@
 The kernels serve decoding on CPUs: int4 and int8 matmuls over weights quantized in blocks of 32
 (GGUF's Q4_1 and Q8_0) with AVX2 integer instructions, 1.5-2x PyTorch's int4 kernel here; and
 the small per-token steps fused into one call each (RMSNorm; RoPE + KV-cache write + attention),
-where eager PyTorch spends its time on per-op overhead (docs/generate.md). They are built with PyTorch's C++ extension loader
+where eager PyTorch spends its time on per-op overhead; and all the blocks of a decode step in
+one call (`decode_layers`; docs/generate.md). They are built with PyTorch's C++ extension loader
 (a C++ compiler is needed, and ninja, a dependency; the first build takes under a minute)
 into $TORCH_EXTENSIONS_DIR (default ~/.cache/torch_extensions) and loaded from there afterwards.
 
@@ -30,7 +31,7 @@ import torch
 
 log = logging.getLogger(__name__)
 
-# blocks.cpp: int4/int8 matmuls; decode.cpp: RMSNorm and one-token attention, fused
+# blocks.cpp: int4/int8 matmuls; decode.cpp: RMSNorm, one-token attention and whole blocks, fused
 SOURCES = [Path(__file__).with_name(name) for name in ("blocks.cpp", "decode.cpp")]
 # -fopenmp: at::parallel_for splits the rows over PyTorch's own OpenMP threads (the same
 # libgomp PyTorch loaded, so the two never spin against each other)
