@@ -60,7 +60,9 @@ def timed(fn, repeats: int) -> float:
 # -- lmforge ------------------------------------------------------------------------------------
 
 
-def decode_rate(gen: Generator, prompts: list[list[int]], params: SamplingParams, repeats: int):
+def decode_rate(
+    gen: Generator, prompts: list[list[int]], params: SamplingParams, repeats: int
+) -> float:
     """Decode tok/s: the tokens after each row's first over the time after the first arrived,
     so the prefill (and its run-to-run noise) stays out. Median of `repeats` after a warm-up."""
     rates = []

@@ -4,8 +4,9 @@ At one token per sequence a SmolLM2 block is ~40 small ops and ~15 module calls,
 PyTorch their overhead costs as much as the quantized matmuls themselves. `FusedDecoder` runs the
 same step's blocks in one C++ call (`lmforge.kernels.decode_layers`, which holds the blocks; per
 layer: RMSNorm, q/k/v, RoPE, KV-cache write, grouped-query attention, output projection, SwiGLU,
-residuals): the model's own weights and caches, the same arithmetic as its forward (tests/generate/test_fused_decode.py
-checks the logits). The embedding, final norm and head stay the model's modules.
+residuals): the model's own weights and caches, the same arithmetic as its forward
+(tests/generate/test_fused_decode.py checks the logits). The embedding, final norm and head stay
+the model's modules.
 
     decoder = FusedDecoder.for_model(model)   # None unless the model qualifies (see below)
     logits = decoder(tokens, input_pos, positions, mask) if decoder else model(...)[:, -1]

@@ -35,9 +35,7 @@
 #include "simd.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <optional>
 #include <vector>
 
@@ -111,6 +109,16 @@ inline void store_planes(const int16_t* a, const int16_t* b, uint8_t* lo, int8_t
   }
 }
 
+// scale[r][j] = d[c + j] dx[r0 + r][c + j] for the len <= 8 blocks of a chunk from block c:
+// the weight scale of each block times its activation scale, per activation row
+template <int MR>
+inline void chunk_scales(const uint16_t* d, const Activations& x, int64_t r0, int64_t c,
+                         int64_t len, float (&scale)[MR][8]) {
+  const __m256 dw = load_halves(d + c, len);
+  for (int r = 0; r < MR; ++r)
+    _mm256_store_ps(scale[r], _mm256_mul_ps(dw, load_floats(x.d.data() + (r0 + r) * x.nb + c, len)));
+}
+
 // Row n of an int4 matrix against MR activation rows from r0: y[r * ldy] = w[n] . x[r0 + r].
 // Blocks go in chunks of 8, whose scales d dx and offset terms m s are computed together;
 // within a chunk, each step reads a pair of blocks (32 bytes). Per byte plane of x, two maddubs
@@ -128,13 +136,11 @@ void int4_row(const BlockMatrix& w, int64_t n, const Activations& x, int64_t r0,
   for (int r = 0; r < MR; ++r) acc[r] = _mm256_setzero_ps();
   for (int64_t c = 0; c < nb; c += 8) {
     const int64_t len = std::min<int64_t>(8, nb - c);
-    const __m256 dw = load_halves(d + c, len), mw = load_halves(m + c, len);
     alignas(32) float scale[MR][8];
-    for (int r = 0; r < MR; ++r) {
-      const int64_t at = (r0 + r) * nb + c;
-      _mm256_store_ps(scale[r], _mm256_mul_ps(dw, load_floats(x.d.data() + at, len)));
-      acc[r] = _mm256_fmadd_ps(mw, load_floats(x.s.data() + at, len), acc[r]);  // offsets
-    }
+    chunk_scales<MR>(d, x, r0, c, len, scale);
+    const __m256 mw = load_halves(m + c, len);
+    for (int r = 0; r < MR; ++r)  // the offset terms m s
+      acc[r] = _mm256_fmadd_ps(mw, load_floats(x.s.data() + (r0 + r) * nb + c, len), acc[r]);
     for (int64_t b = 0; b < len; b += 2) {
       const __m256i packed = load256(qs + (c + b) * 16);
       const __m256i lo = _mm256_and_si256(packed, low4);
@@ -169,10 +175,8 @@ void int8_row(const BlockMatrix& w, int64_t n, const Activations& x, int64_t r0,
   for (int r = 0; r < MR; ++r) acc[r] = _mm256_setzero_ps();
   for (int64_t c = 0; c < nb; c += 8) {
     const int64_t len = std::min<int64_t>(8, nb - c);
-    const __m256 dw = load_halves(d + c, len);
     alignas(32) float scale[MR][8];
-    for (int r = 0; r < MR; ++r)
-      _mm256_store_ps(scale[r], _mm256_mul_ps(dw, load_floats(x.d.data() + (r0 + r) * nb + c, len)));
+    chunk_scales<MR>(d, x, r0, c, len, scale);
     for (int64_t b = 0; b < len; ++b) {
       const __m256i q0 = _mm256_cvtepi8_epi16(load128(qs + (c + b) * QK));
       const __m256i q1 = _mm256_cvtepi8_epi16(load128(qs + (c + b) * QK + 16));
