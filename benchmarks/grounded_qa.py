@@ -26,6 +26,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _rag_common import SHARED_DATA, markdown_table, percentile
+from lmforge.assets import DEFAULT_MODEL
 from lmforge.eval.metrics import exact_match, f1_score
 from lmforge.rag.answer import GroundedAnswerer, strip_citations
 from lmforge.rag.embedder import EmbeddingCache, get_embedder
@@ -98,7 +99,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="ask only the first N questions")
     parser.add_argument("--quick", action="store_true", help="20 questions")
     parser.add_argument("--no-llm", action="store_true", help="only the extractive answerer")
-    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--show", type=int, default=0, help="print the first N answers to stderr")
     parser.add_argument(
         "--store", default=None, help="store directory to build or reuse (default: a temp dir)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lmforge.assets import DEFAULT_MODEL
 from lmforge.checkpoint import load_model, resolve_model_path
 from lmforge.model import ModelConfig
 
@@ -18,14 +19,14 @@ CHAT = [{"role": "user", "content": "Name three primary colours."}]
 
 @pytest.fixture(scope="module")
 def smollm2():
-    model, tok = load_model("smollm2-135m-instruct")
+    model, tok = load_model(DEFAULT_MODEL)
     return model, tok
 
 
 @pytest.fixture(scope="module")
 def hf_smollm2():
     transformers = pytest.importorskip("transformers")
-    path = resolve_model_path("smollm2-135m-instruct")
+    path = resolve_model_path(DEFAULT_MODEL)
     return transformers.AutoModelForCausalLM.from_pretrained(
         path.parent, gguf_file=path.name, dtype=torch.float32
     ).eval()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lmforge.assets import DEFAULT_MODEL
 from lmforge.eval.lm import EvalModel
 
 
@@ -67,4 +68,4 @@ def smollm2() -> EvalModel:
     """The bundled SmolLM2-135M-Instruct through lmforge.checkpoint (fp32)."""
     from lmforge.eval.lm import load_eval_model
 
-    return load_eval_model("smollm2-135m-instruct", dtype="float32")
+    return load_eval_model(DEFAULT_MODEL, dtype="fp32")

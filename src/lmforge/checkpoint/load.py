@@ -7,10 +7,10 @@ from typing import Any
 
 import torch
 
+from lmforge.assets import resolve_model_path
 from lmforge.checkpoint.gguf import GGUF_MAGIC, read_gguf
 from lmforge.checkpoint.gguf_model import gguf_to_model
 from lmforge.checkpoint.hf import load_hf_model
-from lmforge.checkpoint.registry import resolve_model_path
 from lmforge.errors import LmforgeError
 from lmforge.model import Transformer
 

@@ -20,9 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from lmforge.assets import DEFAULT_MODEL
 from lmforge.errors import LmforgeError
-
-DEFAULT_MODEL = "smollm2-135m-instruct"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lmforge.assets import DEFAULT_MODEL
 from lmforge.errors import LmforgeError
 from lmforge.eval.judges import Judge, get_judge
 from lmforge.eval.metrics import exact_match, f1_score, normalize_answer
@@ -217,7 +218,7 @@ METRIC_ORDER = [
 def evaluate_rag(
     task: Task,
     *,
-    model: str | None = "smollm2-135m-instruct",
+    model: str | None = DEFAULT_MODEL,
     store: str | None = None,
     work_dir: str | Path | None = None,
     limit: int | None = None,
@@ -271,7 +272,7 @@ def evaluate_rag(
             judge_lm = (
                 EvalModel(system.chat.model, system.chat.tokenizer, name=str(model))
                 if system.chat is not None
-                else load_eval_model(model or "smollm2-135m-instruct")
+                else load_eval_model(model or DEFAULT_MODEL)
             )
         judge_name, judge = judge, get_judge(judge, judge_lm)
     else:

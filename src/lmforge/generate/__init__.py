@@ -3,7 +3,7 @@
     from lmforge.generate import Generator, SamplingParams, load_chat_model
     gen = Generator(model, tokenizer)
     gen.generate("Once upon a time", SamplingParams(max_new_tokens=32)).text
-    chat = load_chat_model("smollm2-135m-instruct")
+    chat = load_chat_model()  # the bundled default model
     chat.chat([{"role": "user", "content": "Hi!"}])
 
 See docs/generate.md.

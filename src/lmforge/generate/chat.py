@@ -1,6 +1,6 @@
 """ChatModel: a loaded model + tokenizer + chat template, the small interface RAG and the CLI use.
 
-chat = load_chat_model("smollm2-135m-instruct")          # dtype/quantization: fastest good mode
+chat = load_chat_model()          # the bundled default model; dtype/quantization: fastest good mode
 chat.chat([{"role": "user", "content": "What is RAG?"}], max_new_tokens=64)
 for delta in chat.stream_chat(messages): print(delta, end="", flush=True)
 """
@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from lmforge.assets import DEFAULT_MODEL
 from lmforge.errors import LmforgeError
 from lmforge.generate.engine import GenerationResult, Generator
 from lmforge.generate.sampling import SamplingParams
@@ -129,7 +130,7 @@ def auto_quantization(path: Path) -> str | None:
 
 
 def load_chat_model(
-    spec: str | Path = "smollm2-135m-instruct",
+    spec: str | Path = DEFAULT_MODEL,
     dtype: str = "auto",
     quantize: str | None = "auto",
     *,

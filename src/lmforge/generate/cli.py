@@ -6,9 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from lmforge.assets import DEFAULT_MODEL
 from lmforge.errors import LmforgeError
-
-DEFAULT_MODEL = "smollm2-135m-instruct"
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:

