@@ -1,5 +1,10 @@
-"""PostgreSQL store: pgvector (HNSW, cosine) for dense search and tsvector full-text search for
+"""PostgreSQL store: pgvector (HNSW, cosine) for dense search and BM25 over per-term postings for
 lexical search, behind the same interface as the SQLite store. Chosen by a ``postgresql://`` URL.
+
+Lexical search ranks exactly as the SQLite store's FTS5 does (see `bm25.py`): the same tokens (FTS5's
+own ``porter unicode61`` tokenizer), the same k1, b and column weights, the same IDF. Each chunk's
+term positions per column live in ``terms``, its token count in ``chunks.n_tokens``, and the corpus
+totals (chunks, tokens) in the one-row ``corpus`` table, kept in step by every write.
 
 Filters and access control become WHERE clauses; dense search uses pgvector's iterative index scan
 so that filtered queries still return k rows. Every write is one transaction.
@@ -16,6 +21,7 @@ import numpy as np
 
 from lmforge.errors import LmforgeError
 from lmforge.rag.filters import Condition, Filters, Principal
+from lmforge.rag.stores import bm25
 from lmforge.rag.stores.base import FILTER_COLUMNS, chunk_row, query_terms
 from lmforge.rag.types import Chunk, DocumentRecord
 
@@ -46,14 +52,32 @@ CREATE TABLE IF NOT EXISTS {p}chunks (
     page INTEGER,
     title TEXT NOT NULL DEFAULT '',
     embedding vector({dim}) NOT NULL,
-    tsv tsvector GENERATED ALWAYS AS (
-        setweight(to_tsvector('english', text), 'A') || setweight(to_tsvector('english', title), 'C')
-    ) STORED
+    n_tokens INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS {p}chunks_doc ON {p}chunks(doc_id);
-CREATE INDEX IF NOT EXISTS {p}chunks_tsv ON {p}chunks USING gin (tsv);
 CREATE INDEX IF NOT EXISTS {p}chunks_hnsw ON {p}chunks USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64);
 """
+
+# The lexical index: one row per (term, chunk) with the term's token positions in each column
+# (positions make phrases such as foo_bar -> "foo bar" match as FTS5 matches them).
+_LEXICON = """
+CREATE TABLE IF NOT EXISTS {p}terms (
+    term TEXT NOT NULL,
+    chunk BIGINT NOT NULL REFERENCES {p}chunks(id) ON DELETE CASCADE,
+    pos_text INTEGER[] NOT NULL,
+    pos_title INTEGER[] NOT NULL,
+    pos_section INTEGER[] NOT NULL,
+    PRIMARY KEY (term, chunk)
+);
+CREATE INDEX IF NOT EXISTS {p}terms_chunk ON {p}terms(chunk);
+CREATE TABLE IF NOT EXISTS {p}corpus (
+    one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
+    n_chunks BIGINT NOT NULL,
+    n_tokens BIGINT NOT NULL
+);
+INSERT INTO {p}corpus VALUES (TRUE, 0, 0) ON CONFLICT DO NOTHING;
+"""
+_POSITIONS = ("pos_text", "pos_title", "pos_section")  # in the order of bm25.COLUMNS
 
 
 class PostgresStore:
@@ -78,15 +102,17 @@ class PostgresStore:
         self.ef_search = ef_search
         self._create = create
         self._dim = dim
-        self._ready = self._table_exists()
+        self._ready = self._table_exists("chunks")
         if not self._ready and not create:
             raise LmforgeError(f"{_redact(url)}: no lmforge store here; run `lmforge index` first")
+        if self._ready and not self._table_exists("terms"):
+            self._build_lexicon()
 
     def _t(self, name: str) -> str:
         return f"{self.prefix}{name}"
 
-    def _table_exists(self) -> bool:
-        row = self.conn.execute("SELECT to_regclass(%s)", (self._t("chunks"),)).fetchone()
+    def _table_exists(self, name: str) -> bool:
+        row = self.conn.execute("SELECT to_regclass(%s)", (self._t(name),)).fetchone()
         return row[0] is not None
 
     def _ensure_schema(self, dim: int) -> None:
@@ -94,10 +120,59 @@ class PostgresStore:
             return
         with self.conn.transaction():
             self.conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._t("schema"),))
-            for statement in _SCHEMA.format(p=self.prefix, dim=int(dim)).split(";"):
+            for statement in (_SCHEMA + _LEXICON).format(p=self.prefix, dim=int(dim)).split(";"):
                 if statement.strip():
                     self.conn.execute(statement)
         self._ready = True
+
+    def _build_lexicon(self) -> None:
+        """Stores written before BM25 ranking kept a tsvector column: index their chunks once."""
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._t("schema"),))
+            if self._table_exists("terms"):  # another process did it while we waited
+                return
+            cur.execute(
+                f"ALTER TABLE {self._t('chunks')} DROP COLUMN IF EXISTS tsv,"
+                " ADD COLUMN IF NOT EXISTS n_tokens INTEGER NOT NULL DEFAULT 0"
+            )
+            for statement in _LEXICON.format(p=self.prefix).split(";"):
+                if statement.strip():
+                    cur.execute(statement)
+            cur.execute(f"SELECT 1 FROM {self._t('corpus')} FOR UPDATE")
+            rows = cur.execute(
+                f"SELECT id, text, title, section FROM {self._t('chunks')} ORDER BY id"
+            ).fetchall()
+            # json.dumps as chunk_row writes it, so the section tokens match the SQLite store's.
+            tokens = bm25.tokenize_rows([(r[1], r[2], json.dumps(list(r[3]))) for r in rows])
+            self._write_terms(cur, [r[0] for r in rows], tokens)
+            cur.execute(
+                f"UPDATE {self._t('chunks')} c SET n_tokens = v.n FROM unnest(%s::bigint[], %s::integer[]) v(id, n)"
+                " WHERE c.id = v.id",
+                ([r[0] for r in rows], [t.length for t in tokens]),
+            )
+
+    def _write_terms(self, cur: Any, chunk_ids: list[int], tokens: list[bm25.RowTokens]) -> None:
+        """Write the postings of stored chunks and count them into the corpus row (whose lock
+        the caller holds)."""
+        with cur.copy(
+            f"COPY {self._t('terms')} (term, chunk, {', '.join(_POSITIONS)}) FROM STDIN"
+        ) as copy:
+            for chunk_id, row in zip(chunk_ids, tokens, strict=True):
+                for term, positions in row.positions.items():
+                    copy.write_row((term, chunk_id, *positions))
+        cur.execute(
+            f"UPDATE {self._t('corpus')} SET n_chunks = n_chunks + %s, n_tokens = n_tokens + %s",
+            (len(tokens), sum(row.length for row in tokens)),
+        )
+
+    def _delete_chunks(self, cur: Any, doc_ids: list[str]) -> None:
+        """Delete documents' chunks (their postings go with them) and take them out of the corpus."""
+        cur.execute(
+            f"WITH gone AS (DELETE FROM {self._t('chunks')} WHERE doc_id = ANY(%s) RETURNING n_tokens)"
+            f" UPDATE {self._t('corpus')} SET n_chunks = n_chunks - (SELECT count(*) FROM gone),"
+            " n_tokens = n_tokens - (SELECT coalesce(sum(n_tokens), 0) FROM gone)",
+            (doc_ids,),
+        )
 
     def _meta_get(self, key: str) -> str | None:
         if not self._ready:
@@ -147,7 +222,18 @@ class PostgresStore:
             return
         self._ensure_schema(int(np.asarray(items[0][2]).shape[-1]))
         with self.conn.transaction(), self.conn.cursor() as cur:
+            # Writers take the corpus row first, so they queue here instead of deadlocking later.
+            cur.execute(f"SELECT 1 FROM {self._t('corpus')} FOR UPDATE")
+            n_new = sum(len(chunks) for _, chunks, _ in items)
+            new_ids = [
+                r[0]
+                for r in cur.execute(
+                    "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                    (self._t("chunks"), n_new),
+                ).fetchall()
+            ]
             for record, chunks, vectors in items:
+                self._delete_chunks(cur, [record.doc_id])
                 cur.execute(
                     f"DELETE FROM {self._t('documents')} WHERE doc_id = %s", (record.doc_id,)
                 )
@@ -166,20 +252,25 @@ class PostgresStore:
                         time.time(),
                     ),
                 )
+                ids, new_ids = new_ids[: len(chunks)], new_ids[len(chunks) :]
+                rows = [chunk_row(record.doc_id, c) for c in chunks]
+                # The columns of the SQLite store's FTS5 table: text, title, section.
+                tokens = bm25.tokenize_rows([(r[3], r[8], r[6]) for r in rows])
                 with cur.copy(
-                    f"COPY {self._t('chunks')} (chunk_id, doc_id, ordinal, text, start_offset, end_offset, section, page, title, embedding) FROM STDIN"
+                    f"COPY {self._t('chunks')} (id, chunk_id, doc_id, ordinal, text, start_offset, end_offset, section, page, title, embedding, n_tokens) FROM STDIN"
                 ) as copy:
-                    for c, v in zip(chunks, vectors, strict=True):
-                        copy.write_row((*chunk_row(record.doc_id, c), _vector_literal(v)))
+                    for i, row, v, t in zip(ids, rows, vectors, tokens, strict=True):
+                        copy.write_row((i, *row, _vector_literal(v), t.length))
+                self._write_terms(cur, ids, tokens)
 
     def delete_documents(self, doc_ids: Iterable[str]) -> int:
         doc_ids = list(doc_ids)
         if not self._ready or not doc_ids:
             return 0
-        with self.conn.transaction():
-            cur = self.conn.execute(
-                f"DELETE FROM {self._t('documents')} WHERE doc_id = ANY(%s)", (doc_ids,)
-            )
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.execute(f"SELECT 1 FROM {self._t('corpus')} FOR UPDATE")
+            self._delete_chunks(cur, doc_ids)
+            cur.execute(f"DELETE FROM {self._t('documents')} WHERE doc_id = ANY(%s)", (doc_ids,))
             return cur.rowcount
 
     def _where(self, filters: Filters, principal: Principal) -> tuple[str, list[Any]]:
@@ -197,18 +288,58 @@ class PostgresStore:
         terms = query_terms(query)
         if not terms or k <= 0 or not self._ready:
             return []
+        phrases = bm25.query_phrases(terms)
+        if not phrases:
+            return []
         where, params = self._where(filters, principal)
-        # OR of the terms, each stemmed by the english configuration; ts_rank_cd ranks by cover density.
+        hits, hit_params = [], []
+        for i, phrase in enumerate(phrases):
+            sql, values = self._phrase_hits(i, phrase)
+            hits.append(sql)
+            hit_params += values
+        # fts5Bm25Function's arithmetic, term for term (see bm25.py); IDF over the whole corpus.
+        k1, b = f"{bm25.K1!r}::float8", f"{bm25.B!r}::float8"
         sql = (
-            f"WITH q AS (SELECT to_tsquery('english', %s) AS query)"
-            f" SELECT c.chunk_id, ts_rank_cd(c.tsv, q.query, 1) AS score FROM {self._t('chunks')} c"
-            f" JOIN {self._t('documents')} d ON d.doc_id = c.doc_id, q"
-            f" WHERE c.tsv @@ q.query AND {where} ORDER BY score DESC, c.id LIMIT %s"
+            f"WITH hits AS MATERIALIZED ({' UNION ALL '.join(hits)}),"
+            f" corpus AS (SELECT n_chunks::float8 AS n, n_tokens::float8 / n_chunks AS avgdl FROM {self._t('corpus')} WHERE n_chunks > 0),"
+            " df AS (SELECT phrase, count(*)::float8 AS n FROM hits GROUP BY phrase),"
+            " idf AS (SELECT phrase, CASE WHEN v > 0 THEN v ELSE %s::float8 END AS idf FROM"
+            " (SELECT df.phrase, ln((corpus.n - df.n + 0.5::float8) / (df.n + 0.5::float8)) AS v FROM df, corpus) raw)"
+            f" SELECT c.chunk_id, sum(idf.idf * ((h.f * ({k1} + 1.0::float8))"
+            f" / (h.f + {k1} * (1.0::float8 - {b} + {b} * c.n_tokens / corpus.avgdl)))) AS score"
+            f" FROM hits h JOIN idf ON idf.phrase = h.phrase JOIN {self._t('chunks')} c ON c.id = h.chunk"
+            f" JOIN {self._t('documents')} d ON d.doc_id = c.doc_id CROSS JOIN corpus"
+            f" WHERE {where} GROUP BY c.id, c.chunk_id ORDER BY score DESC, c.id LIMIT %s"
         )
-        tsquery = " | ".join(_ts_term(t) for t in terms)
-        return [
-            (cid, float(s)) for cid, s in self.conn.execute(sql, [tsquery, *params, k]).fetchall()
-        ]
+        rows = self.conn.execute(sql, [*hit_params, bm25.IDF_FLOOR, *params, k]).fetchall()
+        return [(cid, float(s)) for cid, s in rows]
+
+    def _phrase_hits(self, index: int, phrase: tuple[str, ...]) -> tuple[str, list[Any]]:
+        """SQL for (phrase, chunk, f): the chunks holding phrase, f its column-weighted count there.
+
+        A phrase of several tokens occurs where its tokens stand at consecutive positions of one
+        column, as in FTS5.
+        """
+        joins = "".join(
+            f" JOIN {self._t('terms')} p{j} ON p{j}.chunk = p0.chunk AND p{j}.term = %s"
+            for j in range(1, len(phrase))
+        )
+        counts = []
+        for column in _POSITIONS:
+            if len(phrase) == 1:
+                counts.append(f"cardinality(p0.{column})")
+            else:
+                follows = " AND ".join(
+                    f"x + {j} = ANY(p{j}.{column})" for j in range(1, len(phrase))
+                )
+                counts.append(f"(SELECT count(*) FROM unnest(p0.{column}) x WHERE {follows})")
+        weighted = " + ".join(f"{w!r}::float8 * h{i}" for i, w in enumerate(bm25.WEIGHTS))
+        sql = (
+            f"SELECT {index} AS phrase, chunk, {weighted} AS f FROM (SELECT p0.chunk,"
+            f" {', '.join(f'{c} AS h{i}' for i, c in enumerate(counts))}"
+            f" FROM {self._t('terms')} p0{joins} WHERE p0.term = %s) s WHERE h0 + h1 + h2 > 0"
+        )
+        return sql, [*phrase[1:], phrase[0]]
 
     def dense_search(
         self, vector: np.ndarray, k: int, filters: Filters, principal: Principal
@@ -273,17 +404,12 @@ class PostgresStore:
 
     def drop(self) -> None:
         """Remove this store's tables (tests and benchmarks use it to start clean)."""
-        for table in ("chunks", "documents", "meta"):
+        for table in ("terms", "corpus", "chunks", "documents", "meta"):
             self.conn.execute(f"DROP TABLE IF EXISTS {self._t(table)} CASCADE")
         self._ready = False
 
     def close(self) -> None:
         self.conn.close()
-
-
-def _ts_term(term: str) -> str:
-    # Quote each word so to_tsquery treats it as a lexeme, not syntax.
-    return "'" + term.replace("'", "''").replace("\\", "") + "'"
 
 
 def _vector_literal(v: np.ndarray) -> str:
