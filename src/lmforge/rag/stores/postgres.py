@@ -221,25 +221,25 @@ class PostgresStore:
         if not items:
             return
         self._ensure_schema(int(np.asarray(items[0][2]).shape[-1]))
+        # The whole batch in a few statements (per-document round trips cost more than the
+        # writes); a document given twice keeps its last version, as one-by-one replacing would.
+        latest = list(
+            {record.doc_id: (record, chunks, vectors) for record, chunks, vectors in items}.values()
+        )
+        doc_ids = [record.doc_id for record, _, _ in latest]
+        rows = [chunk_row(record.doc_id, c) for record, chunks, _ in latest for c in chunks]
+        vectors = [v for _, chunks, vs in latest for _, v in zip(chunks, vs, strict=True)]
+        # The columns of the SQLite store's FTS5 table: text, title, section.
+        tokens = bm25.tokenize_rows([(r[3], r[8], r[6]) for r in rows])
         with self.conn.transaction(), self.conn.cursor() as cur:
             # Writers take the corpus row first, so they queue here instead of deadlocking later.
             cur.execute(f"SELECT 1 FROM {self._t('corpus')} FOR UPDATE")
-            n_new = sum(len(chunks) for _, chunks, _ in items)
-            new_ids = [
-                r[0]
-                for r in cur.execute(
-                    "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                    (self._t("chunks"), n_new),
-                ).fetchall()
-            ]
-            for record, chunks, vectors in items:
-                self._delete_chunks(cur, [record.doc_id])
-                cur.execute(
-                    f"DELETE FROM {self._t('documents')} WHERE doc_id = %s", (record.doc_id,)
-                )
-                cur.execute(
-                    f"INSERT INTO {self._t('documents')} (doc_id, title, content_hash, mtime, meta, allowed, public, n_chunks, indexed_at)"
-                    " VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s)",
+            self._delete_chunks(cur, doc_ids)
+            cur.execute(f"DELETE FROM {self._t('documents')} WHERE doc_id = ANY(%s)", (doc_ids,))
+            cur.executemany(
+                f"INSERT INTO {self._t('documents')} (doc_id, title, content_hash, mtime, meta, allowed, public, n_chunks, indexed_at)"
+                " VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s)",
+                [
                     (
                         record.doc_id,
                         record.title,
@@ -250,18 +250,24 @@ class PostgresStore:
                         not record.allowed,
                         len(chunks),
                         time.time(),
-                    ),
-                )
-                ids, new_ids = new_ids[: len(chunks)], new_ids[len(chunks) :]
-                rows = [chunk_row(record.doc_id, c) for c in chunks]
-                # The columns of the SQLite store's FTS5 table: text, title, section.
-                tokens = bm25.tokenize_rows([(r[3], r[8], r[6]) for r in rows])
-                with cur.copy(
-                    f"COPY {self._t('chunks')} (id, chunk_id, doc_id, ordinal, text, start_offset, end_offset, section, page, title, embedding, n_tokens) FROM STDIN"
-                ) as copy:
-                    for i, row, v, t in zip(ids, rows, vectors, tokens, strict=True):
-                        copy.write_row((i, *row, _vector_literal(v), t.length))
-                self._write_terms(cur, ids, tokens)
+                    )
+                    for record, chunks, _ in latest
+                ],
+            )
+            # Chunk ids drawn up front: the postings refer to them.
+            ids = [
+                r[0]
+                for r in cur.execute(
+                    "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                    (self._t("chunks"), len(rows)),
+                ).fetchall()
+            ]
+            with cur.copy(
+                f"COPY {self._t('chunks')} (id, chunk_id, doc_id, ordinal, text, start_offset, end_offset, section, page, title, embedding, n_tokens) FROM STDIN"
+            ) as copy:
+                for i, row, v, t in zip(ids, rows, vectors, tokens, strict=True):
+                    copy.write_row((i, *row, _vector_literal(v), t.length))
+            self._write_terms(cur, ids, tokens)
 
     def delete_documents(self, doc_ids: Iterable[str]) -> int:
         doc_ids = list(doc_ids)
