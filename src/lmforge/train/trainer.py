@@ -196,6 +196,8 @@ class Trainer:
 
     def record(self, out: StepOutput) -> dict:
         """A step's line of metrics.jsonl: the objective's metrics averaged over ranks, lr, norm."""
+        if "loss" not in out.metrics:
+            raise LmforgeError(f"objective {self.objective.name!r} returned no 'loss' metric")
         metrics = {k: float(D.all_reduce_mean(v, self.dist)) for k, v in out.metrics.items()}
         record = {"step": self.step, "train_loss": metrics.pop("loss"), **metrics, "lr": out.lr}
         if out.grad_norm is not None:
