@@ -11,7 +11,7 @@ reports the median step time as tokens/s and the ratio.
 
     python benchmarks/train.py            # full: three sizes, both architectures
     python benchmarks/train.py --quick    # smoke run: smallest size, few steps
-    python benchmarks/train.py --dtype float32 --threads 2
+    python benchmarks/train.py --dtype fp32 --threads 2
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import time
 import torch
 import torch.nn.functional as F
 
+from lmforge.assets import resolve_precision
 from lmforge.checkpoint import save_pretrained
 from lmforge.model import ModelConfig, Transformer
-from lmforge.train.trainer import resolve_dtype
 
 SIZES = {
     # name: (dim, layers, heads, block, batch, vocab)
@@ -114,9 +114,7 @@ def bench(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="smallest size, few steps (smoke run)")
-    ap.add_argument(
-        "--dtype", default="auto", help="auto (bf16 with AMX, else fp32) | float32 | bfloat16"
-    )
+    ap.add_argument("--dtype", default="auto", help="auto (bf16 with AMX, else fp32) | fp32 | bf16")
     ap.add_argument(
         "--threads", type=int, default=0, help="torch threads (default: torch's choice)"
     )
@@ -127,7 +125,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    dtype = resolve_dtype(args.dtype, torch.device("cpu"))
+    dtype = resolve_precision(args.dtype, device="cpu")
     sizes = args.sizes or (["char-0.8M"] if args.quick else list(SIZES))
     steps, rounds = (5, 2) if args.quick else (20, 5)
     steps, rounds = args.steps or steps, args.rounds or rounds

@@ -9,6 +9,7 @@ import pytest
 
 from lmforge.data import PrepareConfig, prepare
 from lmforge.train import config_from_dict
+from lmforge.train.config import to_toml
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +52,5 @@ def read_metrics(out: Path) -> list[dict]:
 
 
 def write_toml(path: Path, raw: dict) -> Path:
-    from lmforge.train.trainer import to_toml
-
     path.write_text(to_toml(raw))
     return path

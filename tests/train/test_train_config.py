@@ -69,3 +69,37 @@ def test_cli_wrong_key_exits_1_with_one_line(tmp_path):
     )  # fmt: skip
     assert r.returncode == 1
     assert r.stderr.count("\n") == 1 and "train.learning_rate" in r.stderr
+
+
+def test_recipes_name_their_objective():
+    for name in ("shakespeare_char", "shakespeare_bpe"):
+        assert load_config(REPO / "configs" / f"{name}.toml").train.objective == "pretrain"
+    assert load_config(None).train.objective == "pretrain"  # the default
+
+
+def test_unknown_objective_lists_the_known_ones(tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text('[train]\nobjective = "pretrian"\n')
+    with pytest.raises(LmforgeError) as info:
+        load_config(path)
+    msg = str(info.value)
+    assert str(path) in msg and "train.objective" in msg and "'pretrian'" in msg
+    assert "known: pretrain" in msg
+    with pytest.raises(LmforgeError, match="known: pretrain"):
+        load_config(None, ["train.objective=dpo"])
+
+
+@pytest.mark.parametrize(("name", "ok"), [("auto", True), ("fp32", True), ("float32", True),
+                                          ("bf16", True), ("bfloat16", True), ("float16", True),
+                                          ("fp8", False), ("double", False)])  # fmt: skip
+def test_dtype_uses_the_one_precision_vocabulary(name, ok):
+    if ok:
+        assert load_config(None, [f"train.dtype={name}"]).train.dtype == name
+    else:
+        with pytest.raises(LmforgeError, match=r"train\.dtype.*auto, fp32, bf16, fp16"):
+            load_config(None, [f"train.dtype={name}"])
+
+
+def test_non_positive_sizes_are_errors():
+    with pytest.raises(LmforgeError, match=r"train\.grad_accum must be positive"):
+        load_config(None, ["train.grad_accum=0"])

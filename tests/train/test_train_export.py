@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import transformers
 
 from lmforge.checkpoint import load_model, write_gguf
 from lmforge.train import train
@@ -29,7 +30,6 @@ def test_native_dir_loads_and_matches_checkpoint(trained):
 
 
 def test_transformers_loads_with_equal_logits(trained):
-    transformers = pytest.importorskip("transformers")
     out, _ = trained
     model, tok = load_model(out)
     hf = transformers.AutoModelForCausalLM.from_pretrained(out, torch_dtype=torch.float32).eval()

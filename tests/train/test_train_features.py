@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from lmforge.train import train
 from lmforge.train.config import OptimSection
@@ -47,16 +48,18 @@ def test_moe_trains_and_every_expert_learns(char_data, tmp_path):
     }
     # one step by hand: every expert's weights receive gradient, and the aux loss reaches the router
     batch = trainer.train_batches.batch(0)
-    ce, aux = trainer.loss_of(batch)
-    assert aux.item() > 0 and aux.requires_grad
-    (ce + aux).backward()
+    loss, metrics = trainer.objective.loss(trainer.model, batch)
+    assert metrics["aux_loss"].item() > 0 and loss.requires_grad
+    torch.testing.assert_close(loss, metrics["loss"] + metrics["aux_loss"], rtol=0, atol=0)
+    loss.backward()
     for name, p in trainer.raw_model.named_parameters():
         if ".experts." in name or "router" in name:
             assert p.grad is not None and p.grad.abs().sum() > 0, name
     router = next(p for n, p in trainer.raw_model.named_parameters() if "router" in n)
     g_with_aux = router.grad.clone()
     trainer.optimizer.zero_grad()
-    trainer.loss_of(batch)[0].backward()
+    logits = trainer.model(batch.x)  # the cross-entropy alone
+    F.cross_entropy(logits.view(-1, logits.size(-1)), batch.y.reshape(-1)).backward()
     assert not torch.allclose(router.grad, g_with_aux)  # the balancing loss moves the router
     trainer.optimizer.zero_grad()
     result = trainer.fit()

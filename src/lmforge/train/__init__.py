@@ -1,5 +1,6 @@
-"""Training: one core loop (AdamW, warmup + cosine, clipping, accumulation, autocast, compile,
-evaluation, atomic checkpoints with exact resume, DDP/FSDP under torchrun).
+"""Training: one loop (accumulation, clipping, autocast, GradScaler, exact checkpoint/resume,
+DDP/FSDP under torchrun), objectives that turn a batch into a loss (`pretrain` today), and
+callbacks for logging, evaluation, samples, checkpoints and the exported model.
 
     from lmforge.train import load_config, train
     cfg = load_config("configs/shakespeare_char.toml", ["train.max_iters=500"])
@@ -17,6 +18,11 @@ _EXPORTS = {
     "load_config": "config",
     "parse_override": "config",
     "set_key": "config",
+    "Callback": "callbacks",
+    "default_callbacks": "callbacks",
+    "OBJECTIVES": "objectives",
+    "Objective": "objectives",
+    "build_objective": "objectives",
     "Trainer": "trainer",
     "TrainResult": "trainer",
     "train": "trainer",

@@ -9,8 +9,9 @@ from pathlib import Path
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train",
-        help="pretrain a model from a TOML recipe",
-        description="Pretrain a transformer from a TOML recipe (see configs/). Under "
+        help="train a model from a TOML recipe",
+        description="Train a transformer from a TOML recipe (see configs/); the recipe's "
+        "train.objective says what is minimised (default: pretrain). Under "
         "`torchrun --nproc_per_node=N` the same command trains data-parallel (DDP, or FSDP with "
         "--set dist.strategy=fsdp). Re-running with the same --out resumes from its checkpoint.",
     )
@@ -31,7 +32,9 @@ def run_train(args: argparse.Namespace) -> int:
         cfg.train.resume = False
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
     result = train(cfg, out)
-    summary = f"done: step {result.step}, train loss {result.train_loss:.4f}"
+    summary = f"done: step {result.step}"
+    if result.train_loss is not None:
+        summary += f", train loss {result.train_loss:.4f}"
     if result.val_loss is not None:
         summary += f", val loss {result.val_loss:.4f}"
     print(f"{summary}, {result.elapsed_s:.1f} s; wrote {out}")

@@ -6,7 +6,7 @@ does not exist is an error naming it, so a typo never silently trains with a def
     [model]  preset = "shakespeare-char", plus any lmforge.model.ModelConfig field as an override
     [data]   where the tokens come from (a raw text file, or a `lmforge data prepare` directory)
     [optim]  AdamW and the learning-rate schedule
-    [train]  steps, batch, precision, compile, logging, checkpoints
+    [train]  the objective, steps, batch, precision, compile, logging, checkpoints
     [eval]   periodic validation and samples
     [dist]   data-parallel strategy when launched under torchrun
 """
@@ -14,6 +14,7 @@ does not exist is an error naming it, so a typo never silently trains with a def
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,12 +63,13 @@ class OptimSection:
 
 @dataclass
 class TrainSection:
+    objective: str = "pretrain"  # what the loop minimises: a name in lmforge.train.objectives
     seed: int = 1337
     max_iters: int = 2000
     batch_size: int = 12  # global rows per optimizer step (all ranks and micro-steps)
     grad_accum: int = 1  # micro-steps per optimizer step
     block_size: int = 64
-    dtype: str = "auto"  # auto | float32 | bfloat16 | float16 (autocast)
+    dtype: str = "auto"  # autocast precision: auto | fp32 | bf16 | fp16 (lmforge.assets)
     compile: bool = False
     device: str = "auto"  # auto | cpu | cuda
     num_threads: int = 0  # torch threads; 0 = leave as is
@@ -113,8 +115,28 @@ class TrainConfig:
         d["model"] = {"preset": model["preset"], **model["overrides"]}
         return _drop_none(d)
 
+    def validate(self) -> None:
+        """Values that are the right type but not a valid choice: one error naming the key."""
+        from lmforge.assets import precision_name
+        from lmforge.train.objectives import OBJECTIVES
 
-SECTIONS = {f.name: f.type for f in dataclasses.fields(TrainConfig) if f.name != "source"}
+        t = self.train
+        if t.objective not in OBJECTIVES:
+            raise LmforgeError(
+                f"{self.source}: unknown train.objective {t.objective!r} "
+                f"(known: {', '.join(sorted(OBJECTIVES))})"
+            )
+        try:
+            precision_name(t.dtype)
+        except LmforgeError as exc:
+            raise LmforgeError(f"{self.source}: train.dtype: {exc}") from None
+        for name in ("max_iters", "batch_size", "grad_accum", "block_size"):
+            if getattr(t, name) <= 0:
+                raise LmforgeError(
+                    f"{self.source}: train.{name} must be positive, got {getattr(t, name)}"
+                )
+
+
 _SECTION_TYPES = {
     "model": ModelSection,
     "data": DataSection,
@@ -223,7 +245,32 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     for item in overrides or []:
         key, value = parse_override(item)
         set_key(cfg, key, value)
+    cfg.validate()
     return cfg
+
+
+def to_toml(d: dict) -> str:
+    """A minimal TOML writer for the resolved config (flat tables of scalars and lists)."""
+
+    def value(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{json.dumps(k)} = {value(x)}" for k, x in v.items()) + " }"
+        return json.dumps(str(v))
+
+    lines = []
+    for section, values in d.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{k} = {value(v)}" for k, v in values.items())
+        lines.append("")
+    return "\n".join(lines)
 
 
 def model_config(cfg: TrainConfig, vocab_size: int):
