@@ -188,6 +188,9 @@ with open(path, "rb") as fh:
 """
 
 
+_SKEWED = ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE")
+
+
 def bench_cli(corpus: Path, repeats: int) -> tuple[str, float]:
     """(seconds of each side, speed ratio lmforge / peer) for encoding `corpus` line by line."""
     from lmforge.tokenizer.patterns import PATTERNS
@@ -195,9 +198,9 @@ def bench_cli(corpus: Path, repeats: int) -> tuple[str, float]:
     peer = [sys.executable, "-c", PEER_ENCODE, str(CL100K), PATTERNS["cl100k"], str(corpus)]
     ours = [sys.executable, "-m", "lmforge", "tokenizer", "encode", "--tokenizer", str(CL100K),
             "--allowed-special", "none", str(corpus)]  # fmt: skip
-    # The same buffering for both: PYTHONUNBUFFERED would make the peer's per-line writes
-    # system calls.
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    # As installed, for both: PYTHONUNBUFFERED would make the peer's per-line writes system
+    # calls, PYTHONDONTWRITEBYTECODE would recompile lmforge's modules on every run.
+    env = {k: v for k, v in os.environ.items() if k not in _SKEWED}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")])
     best = {"peer": float("inf"), "ours": float("inf")}
     outputs = {}

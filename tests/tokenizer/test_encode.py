@@ -249,6 +249,9 @@ def test_encode_lines_with_specials_and_a_rank_table(trained: Tokenizer, python_
         with pytest.raises(LmforgeError, match="special token"):
             tok.encode_lines(text)
     assert shuffled._fast_lines is not None and shuffled._fast_lines[1] is not None
+    flat = shuffled.encode_lines_flat(text, "all")
+    assert flat.count(shuffled.vocab_size) == text.count("\n")
+    assert shuffled.vocab_size not in shuffled.encode(text, "all")
     python = Tokenizer(
         trained.vocab,
         merges=trained.merges,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -12,7 +14,8 @@ from typing import BinaryIO
 from lmforge.errors import LmforgeError
 from lmforge.tokenizer.patterns import PATTERNS
 
-_BLOCK = 1 << 22  # bytes of input encoded per call: whole lines, one call into the fast backend
+_BLOCK = 1 << 18  # bytes of input per call into the encoder (whole lines)
+_WORKERS = 4  # encoding threads at most
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -183,7 +186,7 @@ def _lines(fh: BinaryIO, name: str) -> Iterator[tuple[int, str]]:
 
 
 def _line_blocks(fh: BinaryIO, name: str) -> Iterator[str]:
-    """The input as blocks of whole lines (a few MB each), decoded, each without its last
+    """The input as blocks of whole lines (about _BLOCK bytes), decoded, each without its last
     newline; bad UTF-8 is replaced by U+FFFD, with one warning naming the first bad line."""
     rest = b""
     first_line = 1  # number of the block's first line, for the warning
@@ -219,18 +222,40 @@ def _line_blocks(fh: BinaryIO, name: str) -> Iterator[str]:
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     tok = _load(args)
     fh = _open_input(args.file)
     name = args.file or "stdin"
-    # Decimal text of every id, made once: cheaper than str() on each id of each line.
-    digits = [str(i) for i in range(tok.vocab_size)].__getitem__
+    # The text of every id followed by a space, made once, and a newline for the id that ends
+    # a line in encode_lines_flat (vocab_size): one join per block, no work per line.
+    words = [f"{i} " for i in range(tok.vocab_size)]
+    words.append("\n")
+    word = words.__getitem__
     out = sys.stdout
+
+    def encode(block: str) -> list[int]:
+        return tok.encode_lines_flat(block, args.allowed_special)
+
+    def write(ids: list[int]) -> None:
+        out.write("".join(map(word, ids)).replace(" \n", "\n").removesuffix(" ") + "\n")
+
+    encode("")  # builds the encoding once, before the threads share it
+    # tiktoken releases the GIL while it encodes: blocks are encoded on the other cores while
+    # this thread writes the block before them, in order, a few blocks ahead at most.
+    workers = max(1, min(_WORKERS, os.cpu_count() or 1))
+    pending: deque[Future[list[int]]] = deque()
     try:
-        for block in _line_blocks(fh, name):
-            lines = tok.encode_lines(block, args.allowed_special)
-            out.write("\n".join([" ".join(map(digits, ids)) for ids in lines]))
-            out.write("\n")
+        with ThreadPoolExecutor(workers) as pool:
+            for block in _line_blocks(fh, name):
+                pending.append(pool.submit(encode, block))
+                if len(pending) > workers:
+                    write(pending.popleft().result())
+            while pending:
+                write(pending.popleft().result())
     finally:
+        for future in pending:
+            future.cancel()
         if fh is not sys.stdin.buffer:
             fh.close()
     out.flush()

@@ -92,6 +92,7 @@ class Tokenizer:
         for s, i in self.special_tokens.items():
             self._decoder[i] = s.encode("utf-8")
         self._inverse_special = {i: s for s, i in self.special_tokens.items()}
+        self._size = max(self._decoder, default=-1) + 1
 
         if self.merges is not None:
             self._merge_ranks: dict[tuple[bytes, bytes], int] | None = {}
@@ -107,7 +108,7 @@ class Tokenizer:
         self._fast_table: list[int] | None = None  # tiktoken rank -> our id, when they differ
         self._fast_failed: str | None = None
         # The encoding `encode_lines` uses (newline as a special token), built on first use.
-        self._fast_lines: tuple[Any, list[int] | None, int] | None = None
+        self._fast_lines: tuple[Any, list[int] | None] | None = None
         self._fast_ranks: tuple[dict[bytes, int], list[int] | None] | None = None
 
     @functools.cached_property
@@ -120,7 +121,7 @@ class Tokenizer:
     @property
     def vocab_size(self) -> int:
         """Number of ids (largest id + 1), special tokens included."""
-        return max([*self._decoder, -1]) + 1
+        return self._size
 
     def __len__(self) -> int:
         return self.vocab_size
@@ -240,30 +241,9 @@ class Tokenizer:
         self, text: str, allowed_special: AllowedSpecial = "none_raise"
     ) -> list[list[int]]:
         """Token ids of each line of `text`: `[self.encode(line, allowed_special) for line in
-        text.split("\n")]`, with the newline itself not encoded.
-
-        The fast backend takes all lines in one call: its second encoding knows the newline
-        as a special token, and tiktoken encodes the text between two special tokens on its
-        own, exactly as if each line were encoded alone. One call instead of one per line
-        keeps Python (and a thread pool) out of the inner loop.
-        """
-        specials = self._allowed_specials(text, allowed_special)
-        if self.backend != "fast" or self._has_missing_bytes(text):
-            return [self._encode_python(line, specials) for line in text.split("\n")]
-        if self._fast_lines is None and self._fast_failed is None:
-            try:
-                self._fast_lines = self._make_fast(line_separator=True)
-            except _NoFastBackend as exc:
-                self._fast_unavailable(exc)
-        if self._fast_lines is None:
-            return [self._encode_python(line, specials) for line in text.split("\n")]
-        enc, table, newline = self._fast_lines
-        # A special token containing a newline never lies inside one line.
-        allowed = {s for s in specials if "\n" not in s}
-        allowed.add("\n")
-        ids = enc.encode(text, allowed_special=allowed, disallowed_special=())
-        if table is not None:
-            ids = [table[r] for r in ids]
+        text.split("\n")]`, with the newline itself not encoded (see `encode_lines_flat`)."""
+        ids = self.encode_lines_flat(text, allowed_special)
+        newline = self.vocab_size
         lines: list[list[int]] = []
         start = 0
         index = ids.index
@@ -275,6 +255,38 @@ class Tokenizer:
                 return lines
             lines.append(ids[start:end])
             start = end + 1
+
+    def encode_lines_flat(
+        self, text: str, allowed_special: AllowedSpecial = "none_raise"
+    ) -> list[int]:
+        """The ids of `encode_lines` in one list, the lines separated by the id `vocab_size`
+        (one past the largest id, so no token): the cheapest form to write out.
+
+        The fast backend takes all lines in one call: its second encoding knows the newline
+        as a special token, and tiktoken encodes the text between two special tokens on its
+        own, exactly as if each line were encoded alone. One call instead of one per line
+        keeps Python (and a thread pool) out of the inner loop.
+        """
+        specials = self._allowed_specials(text, allowed_special)
+        if (
+            self.backend != "fast"
+            or self._has_missing_bytes(text)
+            or self._lines_encoding() is None
+        ):
+            out: list[int] = []
+            for i, line in enumerate(text.split("\n")):
+                if i:
+                    out.append(self.vocab_size)
+                out += self._encode_python(line, specials)
+            return out
+        enc, table = self._fast_lines
+        # A special token containing a newline never lies inside one line.
+        allowed = {s for s in specials if "\n" not in s}
+        allowed.add("\n")
+        ids = enc.encode(text, allowed_special=allowed, disallowed_special=())
+        if table is not None:
+            ids = [table[r] for r in ids]
+        return ids
 
     def _as_set(self, allowed_special: AllowedSpecial) -> set[str]:
         if allowed_special == "all":
@@ -392,6 +404,14 @@ class Tokenizer:
                 self._fast_unavailable(exc)
         return self._fast
 
+    def _lines_encoding(self) -> Any:
+        if self._fast_lines is None and self._fast_failed is None:
+            try:
+                self._fast_lines = self._make_fast(line_separator=True)
+            except _NoFastBackend as exc:
+                self._fast_unavailable(exc)
+        return self._fast_lines
+
     def _fast_unavailable(self, exc: Exception) -> None:
         self._fast_failed = str(exc)
         warnings.warn(
@@ -401,12 +421,12 @@ class Tokenizer:
         )
 
     def _build_fast(self) -> None:
-        self._fast, self._fast_table, _ = self._make_fast()
+        self._fast, self._fast_table = self._make_fast()
 
-    def _make_fast(self, *, line_separator: bool = False) -> tuple[Any, list[int] | None, int]:
-        """A tiktoken Encoding whose output equals this tokenizer's ids, its rank -> id table
-        (None when ranks are ids) and, with line_separator, the id it gives a newline that is
-        encoded as the special token "\n" (-1 otherwise).
+    def _make_fast(self, *, line_separator: bool = False) -> tuple[Any, list[int] | None]:
+        """A tiktoken Encoding whose output equals this tokenizer's ids and its rank -> id table
+        (None when ranks are ids). With line_separator, the newline is a special token whose
+        id is `vocab_size` (see `encode_lines_flat`).
 
         tiktoken merges the adjacent pair whose concatenation has the lowest rank, and looks a
         whole piece up first. With rank semantics (tiktoken files) our ids are those ranks. For a
@@ -436,24 +456,20 @@ class Tokenizer:
                 table[next_rank] = i
                 specials[s] = next_rank
                 next_rank += 1
-        newline = -1
         if line_separator:
-            # The newline's rank is past every rank and id; with a table it maps to -1.
-            rank = max(max(ranks.values()), max(specials.values(), default=0), self.vocab_size)
-            rank += 1
-            specials["\n"] = rank
-            if table is not None:
-                table.extend([0] * (rank + 1 - len(table)))
-                table[rank] = -1
+            if table is None:
+                rank = self.vocab_size  # ranks are ids, all below it
             else:
-                newline = rank
+                rank = len(table)  # the next free rank, which the table maps to vocab_size
+                table.append(self.vocab_size)
+            specials["\n"] = rank
         enc = tiktoken.Encoding(
             f"lmforge-{self.name}-{id(self)}{'-lines' if line_separator else ''}",
             pat_str=self.pattern,
             mergeable_ranks=ranks,
             special_tokens=specials,
         )
-        return enc, table, newline
+        return enc, table
 
     def _merge_list_ranks(self) -> tuple[dict[bytes, int], list[int] | None]:
         assert self.merges is not None
