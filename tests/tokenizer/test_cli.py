@@ -126,8 +126,8 @@ def test_encode_across_many_blocks(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Tiny blocks (lines longer than a block, blocks encoded on several threads) give the
-    ids of each line in order, and the bad-UTF-8 warning names the right line."""
+    """Tiny blocks (and lines longer than a block) give the ids of each line in order, and
+    the bad-UTF-8 warning names the right line."""
     from lmforge.tokenizer import cli as tokenizer_cli
 
     monkeypatch.setattr(tokenizer_cli, "_BLOCK", 97)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -14,8 +12,7 @@ from typing import BinaryIO
 from lmforge.errors import LmforgeError
 from lmforge.tokenizer.patterns import PATTERNS
 
-_BLOCK = 1 << 18  # bytes of input per call into the encoder (whole lines)
-_WORKERS = 4  # encoding threads at most
+_BLOCK = 1 << 20  # bytes of input per call into the encoder (whole lines)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -222,8 +219,6 @@ def _line_blocks(fh: BinaryIO, name: str) -> Iterator[str]:
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
-    from concurrent.futures import Future, ThreadPoolExecutor
-
     tok = _load(args)
     fh = _open_input(args.file)
     name = args.file or "stdin"
@@ -233,29 +228,11 @@ def cmd_encode(args: argparse.Namespace) -> int:
     words.append("\n")
     word = words.__getitem__
     out = sys.stdout
-
-    def encode(block: str) -> list[int]:
-        return tok.encode_lines_flat(block, args.allowed_special)
-
-    def write(ids: list[int]) -> None:
-        out.write("".join(map(word, ids)).replace(" \n", "\n").removesuffix(" ") + "\n")
-
-    encode("")  # builds the encoding once, before the threads share it
-    # tiktoken releases the GIL while it encodes: blocks are encoded on the other cores while
-    # this thread writes the block before them, in order, a few blocks ahead at most.
-    workers = max(1, min(_WORKERS, os.cpu_count() or 1))
-    pending: deque[Future[list[int]]] = deque()
     try:
-        with ThreadPoolExecutor(workers) as pool:
-            for block in _line_blocks(fh, name):
-                pending.append(pool.submit(encode, block))
-                if len(pending) > workers:
-                    write(pending.popleft().result())
-            while pending:
-                write(pending.popleft().result())
+        for block in _line_blocks(fh, name):
+            ids = tok.encode_lines_flat(block, args.allowed_special)
+            out.write("".join(map(word, ids)).replace(" \n", "\n").removesuffix(" ") + "\n")
     finally:
-        for future in pending:
-            future.cancel()
         if fh is not sys.stdin.buffer:
             fh.close()
     out.flush()
