@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lmforge.assets import model_asset
 from lmforge.errors import LmforgeError
 from lmforge.tokenizer.core import Tokenizer
 from lmforge.tokenizer.formats import gpt2, hf, tiktoken_file
@@ -44,6 +43,8 @@ def load_tokenizer(
 
 def _load(path: Path, pattern: str | None) -> Tokenizer:
     if not path.exists():
+        from lmforge.assets import model_asset  # here: a file path needs no registry
+
         bundled = model_asset(str(path))
         if bundled is not None:
             return _load(bundled.path(), pattern)
