@@ -10,6 +10,11 @@
     cl100k_base vocabulary: lmforge fast backend, lmforge pure-Python encoder, tiktoken, HF
     tokenizers (cl100k exported to tokenizer.json by lmforge). Targets: fast >= 0.9x tiktoken,
     pure Python >= 1 MB/s. Every encoder's ids are checked equal to tiktoken's.
+(c) The command line, whole process to whole process on the same file of short lines:
+    `lmforge tokenizer encode` with cl100k_base vs a plain script that loads the same file with
+    tiktoken and writes `" ".join(ids)` per line from a single-threaded `encode_ordinary` loop.
+    Both write to a file, are run alternately (best of several) and must print the same bytes.
+    Target: lmforge >= 1.0x the script's speed.
 
 Prints one Markdown table.
 """
@@ -164,6 +169,55 @@ def bench_encode(docs: list[str]) -> list[tuple[str, str, float]]:
     ]
 
 
+# ---------------------------------------------------------------------- command line
+
+# The peer of `lmforge tokenizer encode`: what one would write with tiktoken alone.
+PEER_ENCODE = """
+import sys
+import tiktoken
+from tiktoken.load import load_tiktoken_bpe
+
+ranks_file, pattern, path = sys.argv[1:]
+enc = tiktoken.Encoding("cl100k_base", pat_str=pattern, mergeable_ranks=load_tiktoken_bpe(ranks_file),
+                        special_tokens={})
+write = sys.stdout.write
+with open(path, "rb") as fh:
+    for raw in fh:
+        ids = enc.encode_ordinary(raw.removesuffix(b"\\n").decode("utf-8", "replace"))
+        write(" ".join(map(str, ids)) + "\\n")
+"""
+
+
+_SKEWED = ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE")
+
+
+def bench_cli(corpus: Path, repeats: int) -> tuple[str, float]:
+    """(seconds of each side, speed ratio lmforge / peer) for encoding `corpus` line by line."""
+    from lmforge.tokenizer.patterns import PATTERNS
+
+    peer = [sys.executable, "-c", PEER_ENCODE, str(CL100K), PATTERNS["cl100k"], str(corpus)]
+    ours = [sys.executable, "-m", "lmforge", "tokenizer", "encode", "--tokenizer", str(CL100K),
+            "--allowed-special", "none", str(corpus)]  # fmt: skip
+    # As installed, for both: PYTHONUNBUFFERED would make the peer's per-line writes system
+    # calls, PYTHONDONTWRITEBYTECODE would recompile lmforge's modules on every run.
+    env = {k: v for k, v in os.environ.items() if k not in _SKEWED}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")])
+    best = {"peer": float("inf"), "ours": float("inf")}
+    outputs = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(repeats):
+            for side, cmd in (("peer", peer), ("ours", ours)):
+                out_path = Path(tmp) / f"{side}.txt"
+                with open(out_path, "wb") as out:
+                    start = time.perf_counter()
+                    subprocess.run(cmd, stdout=out, check=True, env=env)
+                    best[side] = min(best[side], time.perf_counter() - start)
+                outputs[side] = out_path.read_bytes()
+    if outputs["peer"] != outputs["ours"]:
+        raise SystemExit("lmforge tokenizer encode disagrees with tiktoken: benchmark aborted")
+    return f"{best['ours']:.2f} vs {best['peer']:.2f}", best["peer"] / best["ours"]
+
+
 # ---------------------------------------------------------------------- main
 
 
@@ -173,6 +227,8 @@ def main() -> None:
     parser.add_argument("--vocab-sizes", type=int, nargs="+", default=None)
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--skip-encode", action="store_true")
+    parser.add_argument("--skip-cli", action="store_true")
+    parser.add_argument("--repeats", type=int, default=5, help="runs of each CLI side (best)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -203,6 +259,14 @@ def main() -> None:
                     f"{ours['peak_mb']:.0f} vs {hf['peak_mb']:.0f} | "
                     f"{ours['peak_mb'] / hf['peak_mb']:.2f}x | | |"
                 )
+        if not args.skip_cli:
+            value, ratio = bench_cli(corpus, args.repeats)
+            lines = corpus.read_bytes().count(b"\n")
+            rows.append(
+                f"| `lmforge tokenizer encode` {lines} lines, cl100k: seconds (lmforge vs "
+                f"tiktoken loop script) | {value} | {ratio:.2f}x | >= 1.0x | "
+                f"{'yes' if ratio >= 1.0 else 'NO'} |"
+            )
     if not args.skip_encode:
         for label, value, ratio in bench_encode(docs):
             if "target" in label:

@@ -1,8 +1,8 @@
-"""lmforge: the whole life of a language model in one package.
+"""lmforge: a language model's path from raw text to a grounded answer, in one package.
 
-Rooms (see docs/architecture.md): tokenizer, model, checkpoint, data, train, generate, rag,
-eval, safety, ops, serve. Heavy modules are imported lazily by the code that needs them, so
-``import lmforge`` stays cheap.
+Rooms (see docs/architecture.md): assets, tokenizer, model, kernels, checkpoint, data, train,
+generate, rag, eval, and the `lmforge` command (cli). Heavy modules are imported lazily by the
+code that needs them, so ``import lmforge`` stays cheap.
 """
 
 from lmforge.errors import LmforgeError

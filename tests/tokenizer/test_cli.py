@@ -119,6 +119,30 @@ def test_non_utf8_corpus_is_not_fatal(tmp_path: Path, capsys: pytest.CaptureFixt
     assert code == 0 and "invalid UTF-8" in err and len(out.splitlines()) == 100
 
 
+def test_encode_across_many_blocks(
+    trained_dir: Path,
+    tmp_path: Path,
+    python_docs: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Tiny blocks (and lines longer than a block) give the ids of each line in order, and
+    the bad-UTF-8 warning names the right line."""
+    from lmforge.tokenizer import cli as tokenizer_cli
+
+    monkeypatch.setattr(tokenizer_cli, "_BLOCK", 97)
+    lines = python_docs[:30_000].split("\n")
+    raw = "\n".join(lines).encode() + b"\nbad \xff byte\n\nlast"
+    src = tmp_path / "in.txt"
+    src.write_bytes(raw)
+    code, out, err = run(capsys, "tokenizer", "encode", "-t", str(trained_dir), str(src))
+    assert code == 0
+    tok = load_tokenizer(trained_dir)
+    texts = [*lines, "bad \ufffd byte", "", "last"]
+    assert out.splitlines() == [" ".join(map(str, tok.encode(t, "all"))) for t in texts]
+    assert f"line {len(lines) + 1}: invalid UTF-8" in err
+
+
 def _assert_one_line_error(code: int, err: str, *needles: str) -> None:
     assert code == 1
     lines = err.strip().splitlines()

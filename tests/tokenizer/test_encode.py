@@ -212,6 +212,56 @@ def test_encode_batch_matches_encode(trained: Tokenizer, python_docs: str) -> No
     assert trained.encode_batch(lines, backend="python") == trained.encode_batch(lines)
 
 
+def _per_line(tok: Tokenizer, text: str, allowed: str) -> list[list[int]]:
+    return [tok.encode(line, allowed, backend="python") for line in text.split("\n")]
+
+
+def test_encode_lines_is_encode_of_each_line(
+    pair: tuple[Tokenizer, tiktoken.Encoding], python_docs: str
+) -> None:
+    """One call for all lines gives each line's own ids: no piece runs over a line end (on
+    this text, ".\n" and " \n" would be single tokens if it did), empty lines stay empty."""
+    ours, theirs = pair
+    text = "\n" + python_docs[:50_000] + "\n\n  \nend.\n"
+    expected = [theirs.encode_ordinary(line) for line in text.split("\n")]
+    assert ours.encode_lines(text, "none") == expected
+    assert ours.encode_lines(text, "none") == _per_line(ours, text, "none")
+    assert ours.encode_lines("", "none") == [[]]
+
+
+def test_encode_lines_with_specials_and_a_rank_table(trained: Tokenizer, python_docs: str) -> None:
+    """Special tokens inside lines, ids that need the rank->id table, the python backend, and
+    the error for a forbidden special token."""
+    rng = random.Random(1)
+    ids = list(trained.vocab)
+    perm = ids[:]
+    rng.shuffle(perm)
+    shuffled = Tokenizer(
+        {new: trained.vocab[old] for old, new in zip(ids, perm, strict=True)},
+        merges=trained.merges,
+        special_tokens={"<|endoftext|>": 0, "<|a\nb|>": max(ids) + 1},
+    )
+    text = python_docs[:20_000].replace("\n\n", "\n<|endoftext|> x\n") + "<|a\nb|>"
+    for tok in (trained, shuffled):
+        for allowed in ("all", "none"):
+            assert tok.encode_lines(text, allowed) == _per_line(tok, text, allowed)
+        assert tok.encode_lines(text, "all") == [tok.encode(x, "all") for x in text.split("\n")]
+        with pytest.raises(LmforgeError, match="special token"):
+            tok.encode_lines(text)
+    assert shuffled._fast_lines is not None and shuffled._fast_lines[1] is not None
+    flat = shuffled.encode_lines_flat(text, "all")
+    assert flat.count(shuffled.vocab_size) == text.count("\n")
+    assert shuffled.vocab_size not in shuffled.encode(text, "all")
+    python = Tokenizer(
+        trained.vocab,
+        merges=trained.merges,
+        special_tokens=trained.special_tokens,
+        backend="python",
+    )
+    assert python.encode_lines(text, "all") == _per_line(trained, text, "all")
+    assert python._fast_lines is None
+
+
 def test_unknown_backend_and_allowed_special(trained: Tokenizer) -> None:
     with pytest.raises(LmforgeError, match="allowed_special"):
         trained.encode("x", allowed_special="some")  # type: ignore[arg-type]

@@ -224,7 +224,8 @@ def test_gguf_tokenizer_write_roundtrip(tmp_path: Path, python_docs: str) -> Non
 
 @pytest.fixture(scope="module")
 def hf_smollm2(smollm2_gguf: Path):
-    transformers = pytest.importorskip("transformers")
+    import transformers  # a test dependency: its absence is a failure, not a skip
+
     return transformers.AutoTokenizer.from_pretrained(
         str(smollm2_gguf.parent), gguf_file=smollm2_gguf.name
     )

@@ -62,12 +62,8 @@ def load_tokenizer_spec(spec: str):
     path = Path(spec)
     if (path / "chars.json").is_file():
         return CharTokenizer.load(path)
-    try:
-        from lmforge.tokenizer import load_tokenizer
-    except ImportError as exc:  # pragma: no cover - the tokenizer room ships with the package
-        raise LmforgeError(
-            f"cannot load tokenizer {spec!r}: lmforge.tokenizer is unavailable"
-        ) from exc
+    from lmforge.tokenizer import load_tokenizer
+
     return load_tokenizer(spec)
 
 

@@ -12,7 +12,7 @@ from typing import BinaryIO
 from lmforge.errors import LmforgeError
 from lmforge.tokenizer.patterns import PATTERNS
 
-_BATCH = 2048  # lines encoded per call (the fast backend encodes a batch on several threads)
+_BLOCK = 1 << 20  # bytes of input per call into the encoder (whole lines)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -182,29 +182,61 @@ def _lines(fh: BinaryIO, name: str) -> Iterator[tuple[int, str]]:
         yield lineno, text
 
 
+def _line_blocks(fh: BinaryIO, name: str) -> Iterator[str]:
+    """The input as blocks of whole lines (about _BLOCK bytes), decoded, each without its last
+    newline; bad UTF-8 is replaced by U+FFFD, with one warning naming the first bad line."""
+    rest = b""
+    first_line = 1  # number of the block's first line, for the warning
+    warned = False
+    while True:
+        chunk = fh.read(_BLOCK)
+        data = rest + chunk if rest else chunk
+        if not chunk:
+            cut = len(data)  # the last line has no newline
+            if not data:
+                return
+        else:
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                rest = data
+                continue
+        block, rest = data[:cut], data[cut + 1 :]
+        try:
+            text = block.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            text = block.decode("utf-8", errors="replace")
+            if not warned:
+                lineno = first_line + block.count(b"\n", 0, exc.start)
+                print(
+                    f"lmforge: warning: {name} line {lineno}: invalid UTF-8 replaced by U+FFFD",
+                    file=sys.stderr,
+                )
+                warned = True
+        yield text
+        if not chunk:
+            return
+        first_line += block.count(b"\n") + 1
+
+
 def cmd_encode(args: argparse.Namespace) -> int:
     tok = _load(args)
     fh = _open_input(args.file)
     name = args.file or "stdin"
+    # The text of every id followed by a space, made once, and a newline for the id that ends
+    # a line in encode_lines_flat (vocab_size): one join per block, no work per line.
+    words = [f"{i} " for i in range(tok.vocab_size)]
+    words.append("\n")
+    word = words.__getitem__
     out = sys.stdout
     try:
-        batch: list[str] = []
-        for _, text in _lines(fh, name):
-            batch.append(text)
-            if len(batch) >= _BATCH:
-                _write_ids(out, tok.encode_batch(batch, args.allowed_special))
-                batch = []
-        if batch:
-            _write_ids(out, tok.encode_batch(batch, args.allowed_special))
+        for block in _line_blocks(fh, name):
+            ids = tok.encode_lines_flat(block, args.allowed_special)
+            out.write("".join(map(word, ids)).replace(" \n", "\n").removesuffix(" ") + "\n")
     finally:
         if fh is not sys.stdin.buffer:
             fh.close()
     out.flush()
     return 0
-
-
-def _write_ids(out, batch: list[list[int]]) -> None:
-    out.write("".join(" ".join(map(str, ids)) + "\n" for ids in batch))
 
 
 def cmd_decode(args: argparse.Namespace) -> int:

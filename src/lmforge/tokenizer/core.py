@@ -19,6 +19,7 @@ semantics exactly (see `_build_fast`); where that is impossible it falls back to
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import pairwise
@@ -65,7 +66,6 @@ class Tokenizer:
         backend: Literal["fast", "python"] = "fast",
     ) -> None:
         self.pattern, self.pattern_name = resolve_pattern(pattern)
-        self._pat = regex.compile(self.pattern)
         self.vocab: dict[int, bytes] = dict(vocab)
         self.merges: list[tuple[bytes, bytes]] | None = list(merges) if merges is not None else None
         self.special_tokens: dict[str, int] = dict(special_tokens or {})
@@ -78,19 +78,21 @@ class Tokenizer:
             raise LmforgeError(f"unknown tokenizer backend {backend!r} (use 'fast' or 'python')")
         self.backend = backend
 
-        self._encoder: dict[bytes, int] = {}
-        for i, tok in self.vocab.items():
+        self._encoder: dict[bytes, int] = {tok: i for i, tok in self.vocab.items()}
+        if len(self._encoder) != len(self.vocab):
             # A vocabulary may hold the same bytes twice (HF keeps both); the lower id wins, as
             # the merge that first created it is the one BPE applies.
-            if tok not in self._encoder or i < self._encoder[tok]:
-                self._encoder[tok] = i
-        clash = set(self.vocab) & set(self.special_tokens.values())
+            for i, tok in self.vocab.items():
+                if i < self._encoder[tok]:
+                    self._encoder[tok] = i
+        clash = [i for i in self.special_tokens.values() if i in self.vocab]
         if clash:
             raise LmforgeError(f"special token ids {sorted(clash)[:5]} are also ordinary token ids")
         self._decoder: dict[int, bytes] = dict(self.vocab)
         for s, i in self.special_tokens.items():
             self._decoder[i] = s.encode("utf-8")
         self._inverse_special = {i: s for s, i in self.special_tokens.items()}
+        self._size = max(self._decoder, default=-1) + 1
 
         if self.merges is not None:
             self._merge_ranks: dict[tuple[bytes, bytes], int] | None = {}
@@ -105,13 +107,21 @@ class Tokenizer:
         self._fast: Any = None  # tiktoken.Encoding, built on first use
         self._fast_table: list[int] | None = None  # tiktoken rank -> our id, when they differ
         self._fast_failed: str | None = None
+        # The encoding `encode_lines` uses (newline as a special token), built on first use.
+        self._fast_lines: tuple[Any, list[int] | None] | None = None
+        self._fast_ranks: tuple[dict[bytes, int], list[int] | None] | None = None
+
+    @functools.cached_property
+    def _pat(self) -> regex.Pattern:
+        """The pre-tokenizer, compiled when the pure-Python encoder first needs it."""
+        return regex.compile(self.pattern)
 
     # ---------------------------------------------------------------- basic facts
 
     @property
     def vocab_size(self) -> int:
         """Number of ids (largest id + 1), special tokens included."""
-        return max([*self._decoder, -1]) + 1
+        return self._size
 
     def __len__(self) -> int:
         return self.vocab_size
@@ -227,6 +237,57 @@ class Tokenizer:
             out = [[table[r] for r in ids] for ids in out]
         return out
 
+    def encode_lines(
+        self, text: str, allowed_special: AllowedSpecial = "none_raise"
+    ) -> list[list[int]]:
+        """Token ids of each line of `text`: `[self.encode(line, allowed_special) for line in
+        text.split("\n")]`, with the newline itself not encoded (see `encode_lines_flat`)."""
+        ids = self.encode_lines_flat(text, allowed_special)
+        newline = self.vocab_size
+        lines: list[list[int]] = []
+        start = 0
+        index = ids.index
+        while True:
+            try:
+                end = index(newline, start)
+            except ValueError:
+                lines.append(ids[start:])
+                return lines
+            lines.append(ids[start:end])
+            start = end + 1
+
+    def encode_lines_flat(
+        self, text: str, allowed_special: AllowedSpecial = "none_raise"
+    ) -> list[int]:
+        """The ids of `encode_lines` in one list, the lines separated by the id `vocab_size`
+        (one past the largest id, so no token): the cheapest form to write out.
+
+        The fast backend takes all lines in one call: its second encoding knows the newline
+        as a special token, and tiktoken encodes the text between two special tokens on its
+        own, exactly as if each line were encoded alone. One call instead of one per line
+        keeps Python (and a thread pool) out of the inner loop.
+        """
+        specials = self._allowed_specials(text, allowed_special)
+        if (
+            self.backend != "fast"
+            or self._has_missing_bytes(text)
+            or self._lines_encoding() is None
+        ):
+            out: list[int] = []
+            for i, line in enumerate(text.split("\n")):
+                if i:
+                    out.append(self.vocab_size)
+                out += self._encode_python(line, specials)
+            return out
+        enc, table = self._fast_lines
+        # A special token containing a newline never lies inside one line.
+        allowed = {s for s in specials if "\n" not in s}
+        allowed.add("\n")
+        ids = enc.encode(text, allowed_special=allowed, disallowed_special=())
+        if table is not None:
+            ids = [table[r] for r in ids]
+        return ids
+
     def _as_set(self, allowed_special: AllowedSpecial) -> set[str]:
         if allowed_special == "all":
             return set(self.special_tokens)
@@ -322,11 +383,6 @@ class Tokenizer:
                     ranks[i] = lookup(parts[i] + parts[i + 1], _INF)
         return parts
 
-    def _pair_rank(self, a: bytes, b: bytes) -> int:
-        if self._merge_ranks is not None:
-            return self._merge_ranks.get((a, b), _INF)
-        return self._encoder.get(a + b, _INF)
-
     # --- fast backend (tiktoken's Rust core, from our ranks)
 
     def _encode_fast(self, text: str, specials: set[str]) -> list[int]:
@@ -345,16 +401,32 @@ class Tokenizer:
             try:
                 self._build_fast()
             except _NoFastBackend as exc:
-                self._fast_failed = str(exc)
-                warnings.warn(
-                    f"tokenizer {self.name!r}: fast backend unavailable ({exc}); "
-                    "using the pure-Python encoder",
-                    stacklevel=3,
-                )
+                self._fast_unavailable(exc)
         return self._fast
 
+    def _lines_encoding(self) -> Any:
+        if self._fast_lines is None and self._fast_failed is None:
+            try:
+                self._fast_lines = self._make_fast(line_separator=True)
+            except _NoFastBackend as exc:
+                self._fast_unavailable(exc)
+        return self._fast_lines
+
+    def _fast_unavailable(self, exc: Exception) -> None:
+        self._fast_failed = str(exc)
+        warnings.warn(
+            f"tokenizer {self.name!r}: fast backend unavailable ({exc}); "
+            "using the pure-Python encoder",
+            stacklevel=4,
+        )
+
     def _build_fast(self) -> None:
-        """Build a tiktoken Encoding whose output equals this tokenizer's ids.
+        self._fast, self._fast_table = self._make_fast()
+
+    def _make_fast(self, *, line_separator: bool = False) -> tuple[Any, list[int] | None]:
+        """A tiktoken Encoding whose output equals this tokenizer's ids and its rank -> id table
+        (None when ranks are ids). With line_separator, the newline is a special token whose
+        id is `vocab_size` (see `encode_lines_flat`).
 
         tiktoken merges the adjacent pair whose concatenation has the lowest rank, and looks a
         whole piece up first. With rank semantics (tiktoken files) our ids are those ranks. For a
@@ -367,28 +439,37 @@ class Tokenizer:
         import tiktoken
 
         if self._merge_ranks is None:
-            ranks = dict(self._encoder)
-            table = None
+            ranks, table = self._encoder, None  # ids are ranks (tiktoken only reads the dict)
         else:
-            ranks, table = self._merge_list_ranks()
-        specials = dict(self.special_tokens)
+            if self._fast_ranks is None:  # costly (BPE of every token): shared by both encodings
+                self._fast_ranks = self._merge_list_ranks()
+            ranks, table = self._fast_ranks
+            table = None if table is None else list(table)
+        specials = {
+            s: i for s, i in self.special_tokens.items() if not (line_separator and "\n" in s)
+        }
         if table is not None:
             # tiktoken returns ranks; specials get ranks past the ordinary ones.
             next_rank = max(ranks.values()) + 1
-            for s, i in self.special_tokens.items():
+            for s, i in list(specials.items()):
                 table.extend([0] * (next_rank + 1 - len(table)))
                 table[next_rank] = i
                 specials[s] = next_rank
                 next_rank += 1
-        if len(set(ranks.values())) != len(ranks):
-            raise _NoFastBackend("duplicate ranks")
-        self._fast = tiktoken.Encoding(
-            f"lmforge-{self.name}-{id(self)}",
+        if line_separator:
+            if table is None:
+                rank = self.vocab_size  # ranks are ids, all below it
+            else:
+                rank = len(table)  # the next free rank, which the table maps to vocab_size
+                table.append(self.vocab_size)
+            specials["\n"] = rank
+        enc = tiktoken.Encoding(
+            f"lmforge-{self.name}-{id(self)}{'-lines' if line_separator else ''}",
             pat_str=self.pattern,
             mergeable_ranks=ranks,
             special_tokens=specials,
         )
-        self._fast_table = table
+        return enc, table
 
     def _merge_list_ranks(self) -> tuple[dict[bytes, int], list[int] | None]:
         assert self.merges is not None
@@ -460,7 +541,7 @@ class Tokenizer:
 
     def save(self, directory: str, *, native: bool = True) -> None:
         """Write `tokenizer.json` (HF format) and, with native=True, `lmforge_tokenizer.json`."""
-        from lmforge.tokenizer.formats import save_tokenizer
+        from lmforge.tokenizer.save import save_tokenizer
 
         save_tokenizer(self, directory, native=native)
 

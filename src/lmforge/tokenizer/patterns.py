@@ -70,3 +70,13 @@ def resolve_pattern(name_or_regex: str) -> tuple[str, str | None]:
     except regex.error as exc:
         raise LmforgeError(f"invalid pre-tokenizer regex {name_or_regex!r}: {exc}") from None
     return name_or_regex, None
+
+
+def onig_pattern(pattern: str) -> str:
+    """The pattern as HF's regex engine (Oniguruma) reads it the same way.
+
+    Oniguruma takes `x{1,3}+` as "(x{1,3}) one or more times", not as a possessive `{1,3}`
+    (cl100k's `\\p{N}{1,3}+` would swallow whole numbers). A possessive bound on a counted
+    repeat changes nothing when nothing follows it in its alternative, so drop the `+`.
+    """
+    return regex.sub(r"(\{\d+(?:,\d*)?\})\+", r"\1", pattern)

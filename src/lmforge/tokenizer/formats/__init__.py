@@ -1,4 +1,4 @@
-"""Tokenizer files: find the format of a path and read it; write a tokenizer directory.
+"""Tokenizer files: find the format of a path and read it (writing: `lmforge.tokenizer.save`).
 
 load_tokenizer(path) accepts
   - a directory we wrote (lmforge_tokenizer.json), or one with tokenizer.json (HF),
@@ -11,11 +11,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lmforge.assets import model_asset
 from lmforge.errors import LmforgeError
 from lmforge.tokenizer.core import Tokenizer
 from lmforge.tokenizer.formats import gpt2, hf, tiktoken_file
 from lmforge.tokenizer.formats import native as native_format
+from lmforge.tokenizer.save import (
+    HF_CONFIG_FILENAME,
+    HF_FILENAME,
+    NATIVE_FILENAME,
+    NATIVE_FORMAT,
+    save_tokenizer,
+)
 
 
 def load_tokenizer(
@@ -37,12 +43,14 @@ def load_tokenizer(
 
 def _load(path: Path, pattern: str | None) -> Tokenizer:
     if not path.exists():
+        from lmforge.assets import model_asset  # here: a file path needs no registry
+
         bundled = model_asset(str(path))
         if bundled is not None:
             return _load(bundled.path(), pattern)
         raise LmforgeError(f"tokenizer not found: {str(path)!r}")
     if path.is_dir():
-        for name in (native_format.FILENAME, hf.FILENAME):
+        for name in (NATIVE_FILENAME, HF_FILENAME):
             if (path / name).is_file():
                 return _load(path / name, pattern)
         for vocab, merges in (("encoder.json", "vocab.bpe"), ("vocab.json", "merges.txt")):
@@ -52,7 +60,7 @@ def _load(path: Path, pattern: str | None) -> Tokenizer:
         if len(found) == 1:
             return _load(found[0], pattern)
         raise LmforgeError(
-            f"no tokenizer in directory {str(path)!r} (expected {native_format.FILENAME}, {hf.FILENAME}, "
+            f"no tokenizer in directory {str(path)!r} (expected {NATIVE_FILENAME}, {HF_FILENAME}, "
             "encoder.json + vocab.bpe, vocab.json + merges.txt, or one .tiktoken/.gguf file)"
         )
     suffix = path.suffix.lower()
@@ -64,10 +72,10 @@ def _load(path: Path, pattern: str | None) -> Tokenizer:
         return read_gguf_tokenizer(path)
     if suffix == ".json":
         data = hf._read_json(path)
-        if data.get("format") == native_format.FORMAT:
+        if data.get("format") == NATIVE_FORMAT:
             return native_format.from_dict(data, str(path))
         if "model" in data:
-            config_path = path.parent / hf.CONFIG_FILENAME
+            config_path = path.parent / HF_CONFIG_FILENAME
             config = hf._read_json(config_path) if config_path.is_file() else None
             return hf.from_hf_dict(data, str(path), config)
         raise LmforgeError(
@@ -84,22 +92,6 @@ def _starts_with(path: Path, magic: bytes) -> bool:
             return fh.read(len(magic)) == magic
     except OSError as exc:
         raise LmforgeError(f"cannot read tokenizer file {str(path)!r}: {exc.strerror}") from None
-
-
-def save_tokenizer(tok: Tokenizer, directory: str | Path, *, native: bool = True) -> Path:
-    """Write `tokenizer.json` + `tokenizer_config.json` (HF) and, with native=True,
-    `lmforge_tokenizer.json` into `directory` (created if needed)."""
-    directory = Path(directory)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        hf.save_hf(tok, directory)
-        if native:
-            native_format.save_native(tok, directory / native_format.FILENAME)
-    except OSError as exc:
-        raise LmforgeError(
-            f"cannot write tokenizer to {str(directory)!r}: {exc.strerror}"
-        ) from None
-    return directory
 
 
 __all__ = ["gpt2", "hf", "load_tokenizer", "native_format", "save_tokenizer", "tiktoken_file"]

@@ -7,40 +7,13 @@ special tokens, bos/eos ids and the chat template.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from lmforge.errors import LmforgeError
-from lmforge.tokenizer.byte_unicode import str_to_token, token_to_str
+from lmforge.tokenizer.byte_unicode import str_to_token
 from lmforge.tokenizer.core import Tokenizer
-
-FORMAT = "lmforge-bpe"
-VERSION = 1
-FILENAME = "lmforge_tokenizer.json"
-
-
-def to_dict(tok: Tokenizer) -> dict[str, Any]:
-    return {
-        "format": FORMAT,
-        "version": VERSION,
-        "name": tok.name,
-        "pattern_name": tok.pattern_name,
-        "pattern": tok.pattern,
-        "ignore_merges": tok.ignore_merges and tok.merges is not None,
-        "special_tokens": tok.special_tokens,
-        "bos_id": tok.bos_id,
-        "eos_id": tok.eos_id,
-        "chat_template": tok.chat_template,
-        "vocab": [[i, token_to_str(t)] for i, t in sorted(tok.vocab.items())],
-        "merges": None
-        if tok.merges is None
-        else [f"{token_to_str(a)} {token_to_str(b)}" for a, b in tok.merges],
-    }
-
-
-def save_native(tok: Tokenizer, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(to_dict(tok), ensure_ascii=False, indent=0) + "\n", "utf-8")
+from lmforge.tokenizer.save import NATIVE_FORMAT as FORMAT
+from lmforge.tokenizer.save import NATIVE_VERSION as VERSION
 
 
 def from_dict(data: dict[str, Any], source: str) -> Tokenizer:
