@@ -211,10 +211,3 @@ def _clip(text: str, n: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 1] + "…"
 
-
-if __name__ == "__main__":
-    # `python -m lmforge.rag.cli index|ask ...`: the same commands without loading other rooms.
-    import lmforge.cli as root_cli
-
-    root_cli.COMMAND_MODULES = ["lmforge.rag.cli"]
-    sys.exit(root_cli.main())
