@@ -29,10 +29,7 @@ from _rag_common import SHARED_DATA, markdown_table, percentile
 from lmforge.assets import DEFAULT_MODEL
 from lmforge.eval.metrics import exact_match, f1_score
 from lmforge.rag.answer import GroundedAnswerer, strip_citations
-from lmforge.rag.embedder import EmbeddingCache, get_embedder
-from lmforge.rag.indexer import Indexer
-from lmforge.rag.retriever import HybridRetriever
-from lmforge.rag.stores import open_store
+from lmforge.rag.pipeline import Pipeline
 
 
 def load_xquad(path: Path = SHARED_DATA / "xquad-en" / "xquad.en.json"):
@@ -125,34 +122,23 @@ def main() -> None:
         path = corpus / doc_id
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f'---\ntitle: "{title}"\n---\n{text}\n')
-    store = open_store(args.store or workdir / "store")
-    embedder = get_embedder()
+    rag = Pipeline.open(args.store or workdir / "store")
     t0 = time.perf_counter()
-    report = Indexer(
-        store,
-        embedder,
-        cache=EmbeddingCache(Path(args.store or workdir) / "cache.sqlite"),
-        progress=True,
-    ).run([corpus])
+    report = rag.indexer(progress=True).run([corpus])
     print(
         f"indexed {len(paragraphs)} paragraphs into {report.chunks} chunks in {time.perf_counter() - t0:.1f}s",
         file=sys.stderr,
     )
-    retriever = HybridRetriever(store, embedder)
 
     rows = []
     if not args.no_llm:
-        from lmforge.rag.pipeline import load_generator
-
-        chat = load_generator(args.model)
-        if chat is not None:
-            result = run(GroundedAnswerer(retriever, chat, style=args.style), questions, args.show)
-            rows.append([f"SmolLM2-135M grounded ({args.style})", *result.values()])
-    result = run(GroundedAnswerer(retriever, None), questions, args.show)
+        result = run(rag.answerer(args.model, style=args.style), questions, args.show)
+        rows.append([f"{args.model} grounded ({args.style})", *result.values()])
+    result = run(rag.answerer(None), questions, args.show)
     rows.append(["extractive only (best sentence)", *result.values()])
     print(f"\nXQuAD-en: {len(paragraphs)} paragraphs, {len(questions)} questions\n")
     print(markdown_table(["answerer", *result.keys()], rows))
-    store.close()
+    rag.close()
 
 
 if __name__ == "__main__":

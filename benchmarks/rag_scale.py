@@ -40,8 +40,7 @@ from lmforge.rag.filters import ANONYMOUS, parse_filters
 from lmforge.rag.fusion import reciprocal_rank_fusion
 from lmforge.rag.indexer import iter_files
 from lmforge.rag.loaders import load_file
-from lmforge.rag.retriever import HybridRetriever
-from lmforge.rag.stores import open_store
+from lmforge.rag.pipeline import Pipeline
 from lmforge.rag.types import Chunk, DocumentRecord
 
 DOCS = SHARED_DATA / "python-docs" / "rst_sources"
@@ -192,7 +191,8 @@ def main() -> None:
         ("SQLite (FTS5 + FAISS HNSW)", str(workdir / "store")),
         ("PostgreSQL (tsvector + pgvector HNSW)", pg_url),
     ]:
-        store = open_store(url)
+        rag = Pipeline.open(url, embedder=embedder)
+        store = rag.store
         if hasattr(store, "drop"):
             store.drop()
         store.check_embedder(embedder.model_id, embedder.dim)
@@ -201,7 +201,7 @@ def main() -> None:
             store.write_documents(items[i : i + 50])
         ingest = time.perf_counter() - t
         t = time.perf_counter()
-        retriever = HybridRetriever(store, embedder, dedup=False)
+        retriever = rag.retriever(dedup=False, similarity=False)
         retriever.run("warm up the indexes", k=5)  # builds the derived ANN files for SQLite
         warm = time.perf_counter() - t
         qvecs = embedder.embed(queries)
@@ -230,7 +230,7 @@ def main() -> None:
             ]
         )
         lexical_rows.append([name, f"{lex_qps:.1f}"])
-        store.close()
+        rag.close()
 
     import bm25s
 

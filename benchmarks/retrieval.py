@@ -21,11 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _rag_common import markdown_table, read_cranfield
 from lmforge.eval.retrieval_metrics import mrr, ndcg_at_k, recall_at_k
-from lmforge.rag.embedder import EmbeddingCache, get_embedder
 from lmforge.rag.filters import ANONYMOUS
-from lmforge.rag.indexer import Indexer
-from lmforge.rag.retriever import HybridRetriever
-from lmforge.rag.stores import open_store
+from lmforge.rag.pipeline import Pipeline
 
 
 def evaluate(
@@ -64,12 +61,9 @@ def main() -> None:
     for doc_id, (title, text) in docs.items():
         safe_title = title.replace('"', "'")
         (corpus / f"{doc_id}.txt").write_text(f'---\ntitle: "{safe_title}"\n---\n{text}\n')
-    store = open_store(args.store or workdir / "store")
-    embedder = get_embedder()
+    rag = Pipeline.open(args.store or workdir / "store")
     t0 = time.perf_counter()
-    report = Indexer(
-        store, embedder, cache=EmbeddingCache(workdir / "cache.sqlite"), progress=True
-    ).run([corpus])
+    report = rag.indexer(progress=True).run([corpus])
     print(
         f"indexed {len(docs)} abstracts into {report.chunks} chunks in {time.perf_counter() - t0:.1f}s",
         file=sys.stderr,
@@ -77,7 +71,8 @@ def main() -> None:
 
     rows = []
     for mode in ("lexical", "dense", "hybrid"):
-        retriever = HybridRetriever(store, embedder, mode=mode, candidates=200, dedup=False)
+        # ranking only: no per-hit similarity (it would add a query embedding to lexical mode)
+        retriever = rag.retriever(mode=mode, candidates=200, dedup=False, similarity=False)
         rankings: dict[str, list[str]] = {}
         t = time.perf_counter()
         for q in query_ids:
@@ -116,7 +111,7 @@ def main() -> None:
     print(markdown_table(["method", "nDCG@10", "recall@100", "MRR", "ms/query"], rows))
     ours, theirs = rows[0], rows[-1]
     print(f"\nBM25 ours / bm25s nDCG@10 ratio: {ours[1] / theirs[1]:.3f}")
-    store.close()
+    rag.close()
 
 
 if __name__ == "__main__":

@@ -44,6 +44,9 @@ class ScriptedChat:
             self.streamed += self.reply[i : i + 3]
             yield self.reply[i : i + 3]
 
+    def count_tokens(self, text):
+        return len(text.split())
+
 
 @pytest.fixture
 def retriever(corpus, embedder, tmp_path):

@@ -49,7 +49,7 @@ def test_kill_during_ingestion_then_rerun(store_url, tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "lmforge.rag.cli",
+        "lmforge.cli",
         "index",
         str(corpus),
         "--store",

@@ -9,7 +9,6 @@ import pytest
 
 @pytest.mark.slow
 def test_generated_answer_is_grounded_and_cited(corpus, tmp_path, cli, monkeypatch):
-    pytest.importorskip("lmforge.generate")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     store = str(tmp_path / "store")
     code, _, err = cli("index", str(corpus), "--store", store, "--no-progress")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+import fpdf
 import pytest
 
 from lmforge.errors import LmforgeError
@@ -53,7 +54,6 @@ def test_html_boilerplate_stripped_headings_kept(corpus):
 
 
 def test_pdf_pages_kept(tmp_path):
-    fpdf = pytest.importorskip("fpdf")
     pdf = fpdf.FPDF()
     pdf.set_title("Atlas")
     for text in ["The first page talks about rivers.", "The second page talks about mountains."]:

@@ -60,10 +60,16 @@ def test_near_duplicates_collapse():
 
 
 def test_minilm_matches_sentence_transformers():
-    ours = MiniLMEmbedder(precision="fp32").embed(SENTENCES)
-    reference = SentenceTransformerEmbedder().embed(SENTENCES)
-    assert ours.shape == reference.shape == (len(SENTENCES), 384)
-    assert np.min(np.sum(ours * reference, axis=1)) > 0.9999
+    # our own BERT forward and the `tokenizers` tokenizer against sentence-transformers (which
+    # runs transformers' BertModel): the same vectors, up to float rounding, and the same token
+    # counts; the long text checks truncation at max_tokens
+    texts = [*SENTENCES, "Café naïve Straße 東京 — déjà vu.", "word " * 400]
+    ours = MiniLMEmbedder(precision="fp32")
+    reference = SentenceTransformerEmbedder()
+    mine, theirs = ours.embed(texts), reference.embed(texts)
+    assert mine.shape == theirs.shape == (len(texts), 384)
+    assert np.abs(mine - theirs).max() < 1e-5
+    assert ours.count_tokens(texts) == reference.count_tokens(texts)
 
 
 @pytest.mark.slow

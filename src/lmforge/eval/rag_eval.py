@@ -113,7 +113,7 @@ def rag_examples(task: Task, held_out_titles: set[str], limit: int | None) -> li
 
 # -- the system under test --------------------------------------------------------------------
 class RagSystem:
-    """lmforge.rag wired as `lmforge ask` wires it: store + embedder + retriever + answerer."""
+    """lmforge.rag as `lmforge ask` runs it: the pipeline's answerer over the store."""
 
     def __init__(
         self,
@@ -125,45 +125,27 @@ class RagSystem:
         min_relevance: float | None = None,
         dtype: str = "auto",
     ) -> None:
-        try:
-            from lmforge.rag.answer import GroundedAnswerer
-            from lmforge.rag.pipeline import open_for_query
-            from lmforge.rag.retriever import HybridRetriever
-        except ImportError as exc:
-            raise LmforgeError(f"RAG tasks need lmforge.rag, which is unavailable ({exc})") from exc
-        self.store, embedder = open_for_query(store_url)
-        self.chat = None
-        if model is not None:
-            from lmforge.generate import load_chat_model
+        from lmforge.rag.pipeline import Pipeline
 
-            self.chat = load_chat_model(model, dtype=dtype)
+        self.rag = Pipeline.open(store_url, create=False)
+        self.chat = None if model is None else self.rag.load_chat(model, dtype=dtype)
         options: dict[str, Any] = {"k": k, "style": style}
         if min_relevance is not None:
             options["min_relevance"] = min_relevance
-        self.answerer = GroundedAnswerer(
-            HybridRetriever(self.store, embedder), self.chat, **options
-        )
+        self.answerer = self.rag.answerer(self.chat, **options)
 
     def ask(self, question: str):
         return self.answerer.ask(question)
 
     def close(self) -> None:
-        self.store.close()
+        self.rag.close()
 
 
 def index_documents(docs_dir: Path, store_dir: Path, progress: bool) -> None:
-    from lmforge.rag.embedder import get_embedder
-    from lmforge.rag.indexer import Indexer
-    from lmforge.rag.pipeline import make_cache
-    from lmforge.rag.stores.base import open_store
+    from lmforge.rag.pipeline import Pipeline
 
-    store = open_store(str(store_dir))
-    try:
-        Indexer(store, get_embedder(None), cache=make_cache(store), progress=progress).run(
-            [docs_dir]
-        )
-    finally:
-        store.close()
+    with Pipeline.open(store_dir) as rag:
+        rag.indexer(progress=progress).run([docs_dir])
 
 
 # -- scoring one answer -----------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Components (small, typed, heavy loading deferred): loaders -> `Chunker` -> `Embedder` -> a store
 (`open_store`: SQLite directory or PostgreSQL URL) -> `HybridRetriever` -> `GroundedAnswerer`.
-`Indexer` runs ingestion incrementally. See docs/rag.md.
+`Indexer` runs ingestion incrementally. `Pipeline` wires them (see lmforge.rag.pipeline) and is
+what every front end calls. See docs/rag.md.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ _EXPORTS = {
     "get_embedder": "lmforge.rag.embedder",
     "Indexer": "lmforge.rag.indexer",
     "IndexReport": "lmforge.rag.indexer",
-    "open_store": "lmforge.rag.stores.base",
+    "open_store": "lmforge.rag.stores",
     "Store": "lmforge.rag.stores.base",
     "HybridRetriever": "lmforge.rag.retriever",
     "LLMReranker": "lmforge.rag.retriever",
@@ -30,6 +31,10 @@ _EXPORTS = {
     "Principal": "lmforge.rag.filters",
     "parse_filters": "lmforge.rag.filters",
     "reciprocal_rank_fusion": "lmforge.rag.fusion",
+    "Pipeline": "lmforge.rag.pipeline",
+    "load_chat": "lmforge.rag.pipeline",
+    "ChatModel": "lmforge.rag.types",
+    "Hit": "lmforge.rag.types",
 }
 
 __all__ = sorted(_EXPORTS)

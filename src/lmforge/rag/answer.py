@@ -21,8 +21,8 @@ from lmforge.rag.chunker import sentence_spans
 from lmforge.rag.embedder import Embedder, MemoEmbedder
 from lmforge.rag.filters import ANONYMOUS, Principal
 from lmforge.rag.retriever import HybridRetriever, RetrievalResult
-from lmforge.rag.stores.base import STOPWORDS
-from lmforge.rag.types import Hit
+from lmforge.rag.text import STOPWORDS, content_words, stem
+from lmforge.rag.types import ChatModel, Hit
 
 REFUSAL = "The documents do not answer this."
 
@@ -30,11 +30,6 @@ SYSTEM_PROMPT = (
     "You answer questions using only the numbered sources provided. After each sentence, cite the "
     "source it comes from as [1], [2], and so on. Keep the answer short. If the sources do not contain "
     f'the answer, reply exactly: "{REFUSAL}"'
-)
-SHORT_SYSTEM_PROMPT = (
-    "You answer questions using only the numbered sources provided. Reply with the shortest phrase from "
-    "the sources that answers the question, followed by the number of the source in brackets, like: "
-    f'Paris [2]. If the sources do not contain the answer, reply exactly: "{REFUSAL}"'
 )
 
 _CITATION = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
@@ -101,18 +96,6 @@ class Answer:
 # --- text helpers -------------------------------------------------------------------------------
 
 
-def content_words(text: str) -> list[str]:
-    return [w for w in re.findall(r"\w+", text.lower()) if w not in STOPWORDS]
-
-
-def _stem(word: str) -> str:
-    # A light suffix strip, enough to match "defended"/"defends"/"defense"-style variants.
-    for suffix in ("ing", "ed", "es", "s", "ly"):
-        if len(word) > len(suffix) + 3 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    return word
-
-
 # `inline code` spans and command-line options ("-m", "--user") in a sentence
 _CODE = re.compile(r"`([^`\n]+)`|(?<![\w-])(--?[A-Za-z][\w-]*)")
 
@@ -129,10 +112,10 @@ def lexical_support(claim: str, evidence: str) -> float:
     inline code or a command-line option the evidence does not hold verbatim, scores 0. (Word
     overlap alone passes "python3 -e venv" against "python3 -m venv".)
     """
-    words = {_stem(w) for w in content_words(claim)}
+    words = {stem(w) for w in content_words(claim)}
     if not words:
         return 0.0
-    found = {_stem(w) for w in content_words(evidence)}
+    found = {stem(w) for w in content_words(evidence)}
     if any(w.isdigit() and w not in found for w in words):
         return 0.0
     flat_evidence = " ".join(evidence.split())
@@ -181,12 +164,12 @@ def trim_echo(phrase: str, question: str) -> str:
     """Cut a short answer down to what it adds: leading words that echo the question (or are
     stopwords) go, and so does a trailing clause after the first comma or semicolon."""
     phrase = phrase.strip().strip('"').strip()
-    q_words = {_stem(w) for w in content_words(question)}
+    q_words = {stem(w) for w in content_words(question)}
     tokens = re.findall(r"\S+", phrase)
     start = 0
     while start < len(tokens) - 1:
         word = re.sub(r"\W+", "", tokens[start].lower())
-        if word and word not in STOPWORDS and _stem(word) not in q_words:
+        if word and word not in STOPWORDS and stem(word) not in q_words:
             break
         start += 1
     phrase = " ".join(tokens[start:])
@@ -316,10 +299,10 @@ class ExtractiveAnswerer:
             return []
         vecs = self.embedder.embed([question, *[s for _, s in candidates]])
         cos = vecs[1:] @ vecs[0]
-        q_words = {_stem(w) for w in content_words(question)}
+        q_words = {stem(w) for w in content_words(question)}
         scores = []
         for i, (source, sentence) in enumerate(candidates):
-            words = {_stem(w) for w in content_words(sentence)}
+            words = {stem(w) for w in content_words(sentence)}
             overlap = len(q_words & words) / max(1, len(q_words))
             rank_bonus = 0.05 * (1.0 / source.n)
             scores.append(0.6 * float(cos[i]) + 0.4 * overlap + rank_bonus)
@@ -339,15 +322,15 @@ class ExtractiveAnswerer:
 class GroundedAnswerer:
     """Retrieve, generate with citations, verify, fall back, or refuse.
 
-    ``chat_model`` is anything with ``chat(messages, max_new_tokens, temperature, stop) -> str``
-    (`lmforge.generate.load_chat_model`); without one the answer is extractive.
+    ``chat_model`` is a `ChatModel` (`lmforge.generate.load_chat_model` returns one); without one
+    the answer is extractive.
     ``unsupported``: "drop" removes unsupported sentences, "flag" keeps them marked ``[unsupported]``.
     """
 
     def __init__(
         self,
         retriever: HybridRetriever,
-        chat_model=None,
+        chat_model: ChatModel | None = None,
         k: int = 5,
         context_tokens: int = 1200,
         max_new_tokens: int = 96,
@@ -377,29 +360,18 @@ class GroundedAnswerer:
         self.extractive = ExtractiveAnswerer(sentence_embedder)
 
     def _count_tokens(self, text: str) -> int:
-        tok = getattr(self.chat_model, "tokenizer", None)
-        if tok is not None and hasattr(tok, "encode"):
-            try:
-                return len(tok.encode(text, allowed_special="none"))
-            except Exception:  # a tokenizer without that option: count with the embedder's
-                pass
+        # the context budget is in the generator's tokens; without a generator, the embedder's
+        if self.chat_model is not None:
+            return self.chat_model.count_tokens(text)
         return self.embedder.count_tokens([text])[0]
 
     def relevance(self, question: str, result: RetrievalResult) -> float:
         """How well the best retrieved chunk matches the question: the max over the top hits of
-        the dense cosine, raised by strong lexical coverage of the question's content words."""
-        if not result.hits:
-            return 0.0
-        qvec = (
-            result.query_vector
-            if result.query_vector is not None
-            else self.embedder.embed([question])[0]
-        )
-        vectors = self.retriever.store.get_embeddings([h.chunk.chunk_id for h in result.hits])
+        the dense cosine (carried by each hit), raised by strong lexical coverage of the
+        question's content words."""
         best = 0.0
         for hit in result.hits:
-            vec = vectors.get(hit.chunk.chunk_id)
-            cosine = float(vec @ qvec) if vec is not None else 0.0
+            cosine = hit.similarity or 0.0
             coverage = lexical_support(question, f"{hit.chunk.title} {hit.chunk.text}")
             best = max(best, cosine, coverage - 0.3)
         return best
@@ -498,9 +470,8 @@ class GroundedAnswerer:
         return max(self.extractive.score(question, quoted)) >= self.relevance_ratio * best[2]
 
     def _generate(self, question: str, context: str) -> str:
-        system = SHORT_SYSTEM_PROMPT if self.style == "short" else SYSTEM_PROMPT
         messages = [
-            {"role": "system", "content": system},
+            {"role": "system", "content": SYSTEM_PROMPT},
             {"role": "user", "content": f"Sources:\n{context}\n\nQuestion: {question}"},
         ]
         reply = ""

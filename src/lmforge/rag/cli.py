@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from lmforge.assets import DEFAULT_MODEL
+from lmforge.assets import DEFAULT_MODEL, PRECISIONS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -66,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--precision",
         default="auto",
-        choices=["auto", "fp32", "bf16"],
+        choices=PRECISIONS,
         help="embedder precision (auto: bf16 on AMX CPUs)",
     )
     p.add_argument(
@@ -150,74 +150,49 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_index(args: argparse.Namespace) -> int:
     from lmforge.errors import LmforgeError
-    from lmforge.rag.chunker import Chunker
-    from lmforge.rag.embedder import get_embedder
-    from lmforge.rag.indexer import Indexer, parse_meta
-    from lmforge.rag.pipeline import make_cache
-    from lmforge.rag.stores import open_store
+    from lmforge.rag.indexer import parse_meta
+    from lmforge.rag.pipeline import Pipeline
 
     if args.chunk_tokens < 16:
         raise LmforgeError(f"--chunk-tokens {args.chunk_tokens}: must be at least 16")
-    store = open_store(args.store)
-    try:
-        embedder = get_embedder(args.embedder, precision=args.precision)
-        chunker = Chunker(
-            embedder.count_tokens,
-            max_tokens=min(args.chunk_tokens, embedder.max_tokens - 8),
+    with Pipeline.open(args.store, embedder=args.embedder, precision=args.precision) as rag:
+        indexer = rag.indexer(
+            chunk_tokens=args.chunk_tokens,
             overlap_tokens=args.overlap,
-        )
-        indexer = Indexer(
-            store,
-            embedder,
-            chunker,
-            cache=make_cache(store),
             meta=parse_meta(args.meta),
             allowed_groups=[g for item in args.allow_group for g in item.split(",") if g]
             if args.allow_group
             else None,
             include=args.include,
             exclude=args.exclude,
-            batch_chunks=max(1, args.batch_chunks),
+            batch_chunks=args.batch_chunks,
             progress=not args.no_progress,
         )
         report = indexer.run(args.paths, prune=args.prune)
-    finally:
-        store.close()
     print(report.summary())
     return 0
 
 
 def run_ask(args: argparse.Namespace) -> int:
-    from lmforge.rag.answer import GroundedAnswerer
     from lmforge.rag.filters import Principal, parse_filters
-    from lmforge.rag.pipeline import load_generator, open_for_query
-    from lmforge.rag.retriever import HybridRetriever, LLMReranker
+    from lmforge.rag.pipeline import Pipeline
 
     filters = parse_filters(args.filter)
     principal = Principal(
         args.principal, tuple(g.strip() for g in args.groups.split(",") if g.strip())
     )
-    store, embedder = open_for_query(args.store, args.embedder)
-    try:
-        chat = None if args.extractive else load_generator(args.model)
-        retriever = HybridRetriever(
-            store,
-            embedder,
+    with Pipeline.open(args.store, embedder=args.embedder, create=False) as rag:
+        answerer = rag.answerer(
+            None if args.extractive else args.model,
             mode=args.mode,
             mmr_lambda=args.mmr,
-            llm_rerank=LLMReranker(chat) if args.llm_rerank and chat else None,
-        )
-        answerer = GroundedAnswerer(
-            retriever,
-            chat,
+            llm_rerank=args.llm_rerank,
             k=args.k,
             unsupported=args.unsupported,
             style=args.style,
             min_relevance=args.min_relevance,
         )
         answer = answerer.ask(args.question, filters=filters, principal=principal)
-    finally:
-        store.close()
     if args.json:
         print(json.dumps(answer.to_json(), ensure_ascii=False))
         return 0
@@ -236,10 +211,3 @@ def _clip(text: str, n: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 1] + "…"
 
-
-if __name__ == "__main__":
-    # `python -m lmforge.rag.cli index|ask ...`: the same commands without loading other rooms.
-    import lmforge.cli as root_cli
-
-    root_cli.COMMAND_MODULES = ["lmforge.rag.cli"]
-    sys.exit(root_cli.main())

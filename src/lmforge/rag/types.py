@@ -1,9 +1,11 @@
-"""The records that flow between RAG components: loaded documents, chunks and search hits."""
+"""The records that flow between RAG components (loaded documents, chunks, search hits) and the
+chat model interface the answerer takes."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass
@@ -74,9 +76,47 @@ class DocumentRecord:
 
 @dataclass
 class Hit:
-    """A retrieved chunk with the score of the stage that produced it."""
+    """A retrieved chunk with the score of the stage that produced it.
+
+    ``similarity`` is the cosine between the query's and the chunk's embedding (None when the
+    retriever had no query vector), so later stages need not fetch vectors again.
+    """
 
     chunk: Chunk
     score: float
     lexical_rank: int | None = None
     dense_rank: int | None = None
+    similarity: float | None = None
+
+
+Message = dict[str, Any]  # {"role": "system" | "user" | "assistant", "content": str}
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """What the answerer and the reranker need from a language model
+    (`lmforge.generate.load_chat_model` returns one)."""
+
+    def chat(
+        self,
+        messages: Sequence[Message],
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+    ) -> str:
+        """The assistant's reply to the conversation."""
+        ...
+
+    def stream_chat(
+        self,
+        messages: Sequence[Message],
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+    ) -> Iterator[str]:
+        """The reply as text deltas while it is generated."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens the text costs in the model's context (no special tokens)."""
+        ...

@@ -1,4 +1,4 @@
-"""The document store interface, and `open_store` which picks an implementation from a URL.
+"""The document store interface, and the row and filter helpers both stores share.
 
 A store is the system of record for documents, chunks, metadata, access lists and embeddings, and
 answers two kinds of search: lexical (BM25-style full text) and dense (cosine over unit vectors).
@@ -9,146 +9,13 @@ not see is never returned, not even to be dropped later.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from lmforge.rag.filters import Filters, Principal
 from lmforge.rag.types import Chunk, DocumentRecord
-
-# Words too common to help lexical search (a short English list, as in most BM25 setups).
-STOPWORDS = frozenset(
-    [
-        "a",
-        "about",
-        "above",
-        "after",
-        "again",
-        "against",
-        "all",
-        "am",
-        "an",
-        "and",
-        "any",
-        "are",
-        "as",
-        "at",
-        "be",
-        "because",
-        "been",
-        "before",
-        "being",
-        "below",
-        "between",
-        "both",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "do",
-        "does",
-        "doing",
-        "down",
-        "during",
-        "each",
-        "few",
-        "for",
-        "from",
-        "further",
-        "had",
-        "has",
-        "have",
-        "having",
-        "he",
-        "her",
-        "here",
-        "hers",
-        "herself",
-        "him",
-        "himself",
-        "his",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "itself",
-        "just",
-        "me",
-        "more",
-        "most",
-        "my",
-        "myself",
-        "no",
-        "nor",
-        "not",
-        "of",
-        "off",
-        "on",
-        "once",
-        "only",
-        "or",
-        "other",
-        "our",
-        "ours",
-        "ourselves",
-        "out",
-        "over",
-        "own",
-        "same",
-        "she",
-        "should",
-        "so",
-        "some",
-        "such",
-        "than",
-        "that",
-        "the",
-        "their",
-        "theirs",
-        "them",
-        "themselves",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "those",
-        "through",
-        "to",
-        "too",
-        "under",
-        "until",
-        "up",
-        "very",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "while",
-        "who",
-        "whom",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-        "yours",
-        "yourself",
-        "yourselves",
-    ]
-)
 
 
 def chunk_row(doc_id: str, chunk: Chunk) -> tuple:
@@ -174,12 +41,6 @@ FILTER_COLUMNS = {
     "mtime": "d.mtime",
     "page": "c.page",
 }
-
-
-def query_terms(text: str) -> list[str]:
-    """Lower-cased word tokens of a query, stopwords dropped, order kept, duplicates removed."""
-    words = re.findall(r"\w+", text.lower())
-    return list(dict.fromkeys(w for w in words if w not in STOPWORDS))
 
 
 @runtime_checkable
@@ -223,15 +84,3 @@ class Store(Protocol):
     def stats(self) -> dict: ...
 
     def close(self) -> None: ...
-
-
-def open_store(url: str | Path, **options) -> Store:
-    """A directory path opens (or creates) the embedded SQLite store; ``postgresql://`` a server."""
-    text = str(url)
-    if text.startswith(("postgresql://", "postgres://")):
-        from lmforge.rag.stores.postgres import PostgresStore
-
-        return PostgresStore(text, **options)
-    from lmforge.rag.stores.sqlite import SQLiteStore
-
-    return SQLiteStore(text, **options)

@@ -22,7 +22,8 @@ import numpy as np
 from lmforge.errors import LmforgeError
 from lmforge.rag.filters import Condition, Filters, Principal
 from lmforge.rag.stores import bm25
-from lmforge.rag.stores.base import FILTER_COLUMNS, chunk_row, query_terms
+from lmforge.rag.stores.base import FILTER_COLUMNS, chunk_row
+from lmforge.rag.text import query_terms
 from lmforge.rag.types import Chunk, DocumentRecord
 
 _SCHEMA = """
