@@ -26,8 +26,9 @@ INT4_QTYPES = (Q.Q4_0, Q.Q4_1)
 
 
 def gguf_blocks_to_int4(tensor: GGUFTensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Q4_0/Q4_1 GGUF tensor -> (q int32 [N, K], d [N, K/32], m [N, K/32]) with w = d * q + m,
-    exactly (Q4_0's w = d * (q - 8) is m = -8 d)."""
+    """Q4_0/Q4_1 GGUF tensor -> (q uint8 [N, K] in 0..15, d [N, K/32], m [N, K/32]) with
+    w = d * q + m, exactly (Q4_0's w = d * (q - 8) is m = -8 d). q stays one byte a weight:
+    this runs for every matrix of a model at start-up."""
     if tensor.qtype not in INT4_QTYPES:
         raise LmforgeError(f"tensor {tensor.name!r} is {tensor.qtype.name}, not Q4_0/Q4_1")
     rows = tensor.data.reshape(-1, tensor.data.shape[-1])
@@ -36,7 +37,7 @@ def gguf_blocks_to_int4(tensor: GGUFTensor) -> tuple[torch.Tensor, torch.Tensor,
     d = blocks[..., 0:2].contiguous().view(torch.float16).float().squeeze(-1)  # [N, nb]
     start = 2 if tensor.qtype == Q.Q4_0 else 4
     qs = blocks[..., start:]  # [N, nb, 16]: weight j in the low nibble, j + 16 in the high one
-    q = torch.cat([qs & 0xF, qs >> 4], dim=-1).to(torch.int32).reshape(n, -1)  # [N, K]
+    q = torch.cat([qs & 0xF, qs >> 4], dim=-1).reshape(n, -1)  # [N, K] uint8
     if tensor.qtype == Q.Q4_0:
         m = -8 * d
     else:

@@ -146,7 +146,7 @@ class Int4Linear(nn.Module):
 
     def __init__(
         self,
-        q: torch.Tensor,  # int32 [N, Kp] in [0, 15], Kp = K padded to a multiple of group_size
+        q: torch.Tensor,  # int32 or uint8 [N, Kp] in [0, 15], Kp = K padded to group_size
         d: torch.Tensor,  # [N, Kp/g]
         m: torch.Tensor,  # [N, Kp/g]: w = d * q + m
         group_size: int,
