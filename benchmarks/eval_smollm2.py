@@ -93,7 +93,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="a few examples per task")
     parser.add_argument("--out", default="benchmarks/results/eval_smollm2", help="run directories")
     parser.add_argument(
-        "--dtype", default="float32", help="dtype for log-likelihood tasks and perplexity"
+        "--dtype", default="fp32", help="precision of log-likelihood tasks and perplexity"
     )
     parser.add_argument(
         "--gen-dtype",
@@ -110,7 +110,7 @@ def main() -> int:
     args = parser.parse_args()
 
     if args.gen_dtype == "auto":  # bf16 is only fast with AMX; elsewhere it is emulated
-        args.gen_dtype = "bfloat16" if cpu_has_amx() else args.dtype
+        args.gen_dtype = "bf16" if cpu_has_amx() else args.dtype
     out = Path(args.out) / ("quick" if args.quick else "full")
     limit_mc = 8 if args.quick else None
     limit_gen = 2 if args.quick else args.gsm8k
@@ -119,7 +119,7 @@ def main() -> int:
     rows: list[tuple[str, str, float, int, float]] = []  # task, metric, value, n, seconds
 
     t0 = time.perf_counter()
-    lm = load_eval_model(MODEL, dtype=args.dtype)
+    lm = load_eval_model(MODEL, precision=args.dtype)
     print(f"loaded {MODEL} ({args.dtype}) in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
 
     for name, metrics in (
@@ -131,7 +131,9 @@ def main() -> int:
         write_run(result, out / name)
         rows += [(name, m, result.metrics[m], result.n, result.duration_s) for m in metrics]
 
-    gen_lm = lm if args.gen_dtype == args.dtype else load_eval_model(MODEL, dtype=args.gen_dtype)
+    gen_lm = (
+        lm if args.gen_dtype == args.dtype else load_eval_model(MODEL, precision=args.gen_dtype)
+    )
     result = evaluate_generation(
         gen_lm, load_task("gsm8k"), limit=limit_gen, batch_size=args.batch_size
     )

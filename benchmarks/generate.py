@@ -28,10 +28,10 @@ from pathlib import Path
 
 import torch
 
-from lmforge.assets import DEFAULT_MODEL, resolve_model_path
-from lmforge.checkpoint import load_model
+from lmforge.assets import DEFAULT_MODEL, resolve_model_path, resolve_precision
+from lmforge.checkpoint import auto_quantization, load_model, read_gguf
+from lmforge.checkpoint.gguf_quant import gguf_int4_layers
 from lmforge.generate import Generator, SamplingParams
-from lmforge.generate.chat import auto_quantization, resolve_mode
 from lmforge.model.quantize import model_weight_bytes, quantize_model
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -167,7 +167,7 @@ def main() -> int:
     ap.add_argument("--no-llama-cpp", action="store_true", help="skip llama.cpp if installed")
     ap.add_argument(
         "--modes", default="fp32,bf16,int8,int4,fp16,auto",
-        help="auto = the default of load_chat_model / the CLI (see chat.auto_quantization)",
+        help="auto = the default of load_chat_model / the CLI (see checkpoint.auto_quantization)",
     )  # fmt: skip
     ap.add_argument("--prompt-tokens", type=int, default=200)
     ap.add_argument("--new-tokens", type=int, default=128)
@@ -179,7 +179,9 @@ def main() -> int:
     batch8 = not args.quick
     repeats = 1 if args.quick else 3
 
-    base, tok = load_model(gguf_path(), dtype=torch.float32)
+    base, tok = load_model(gguf_path(), precision="fp32")
+    # the file's Q4_1 blocks, repacked as they are (what load_model(quantize="int4") uses)
+    exact = gguf_int4_layers(base, read_gguf(gguf_path()))
     prompt = prompt_text(tok, args.prompt_tokens)
     print(f"SmolLM2-135M-Instruct, prompt {len(prompt)} tokens, {new} new tokens, "
           f"{torch.get_num_threads()} threads\n", file=sys.stderr)  # fmt: skip
@@ -191,13 +193,13 @@ def main() -> int:
         elif mode == "bf16":
             model = copy.deepcopy(base).to(torch.bfloat16)
         elif mode in ("int8", "int4", "fp16"):
-            model = quantize_model(copy.deepcopy(base), mode, gguf=gguf_path())
+            model = quantize_model(copy.deepcopy(base), mode, exact=exact)
         elif mode == "auto":
-            run_dtype, _ = resolve_mode("auto", "auto")
+            run_dtype = resolve_precision("auto")
             quant = auto_quantization(gguf_path())
             model = copy.deepcopy(base).to(run_dtype)
             if quant:
-                quantize_model(model, quant, gguf=gguf_path(), float_prefill=True)
+                quantize_model(model, quant, exact=exact, float_prefill=True)
             dt = "bf16" if run_dtype == torch.bfloat16 else "fp32"
             mode = f"auto ({dt} prefill, {quant or dt} decode)"
         else:

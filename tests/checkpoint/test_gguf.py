@@ -2,34 +2,30 @@
 
 from __future__ import annotations
 
+import gguf
 import numpy as np
 import pytest
 import torch
+import transformers
 from gguf import GGMLQuantizationType as Q
 
 from lmforge.checkpoint import load_model, read_gguf, write_gguf
 from lmforge.checkpoint.gguf import dequantize
 from lmforge.errors import LmforgeError
-from lmforge.model import ModelConfig, Transformer
+from lmforge.model import Transformer
+from model_helpers import FAMILIES as MODEL_FAMILIES
+from model_helpers import tiny as shared_tiny
 
-gguf = pytest.importorskip("gguf")
+GGUF_TINY = dict(vocab_size=300, hidden_dim=96)
 
 
 def tiny(**overrides) -> Transformer:
-    base = dict(
-        vocab_size=300, dim=64, n_layers=2, n_heads=4, n_kv_heads=2, hidden_dim=96, max_seq_len=64
-    )
-    torch.manual_seed(0)
-    model = Transformer(ModelConfig(**{**base, **overrides})).eval()
-    with torch.no_grad():  # non-trivial norms and biases, so that a mix-up shows
-        for name, p in model.named_parameters():
-            if "norm" in name or name.endswith("bias"):
-                p.add_(0.1 * torch.randn_like(p))
-    return model
+    # non-trivial norms and biases, so that a mix-up shows
+    return shared_tiny(perturb=True, **{**GGUF_TINY, **overrides})
 
 
-FAMILIES = {
-    "llama": {},
+# every family GGUF files hold (llama.cpp has no sliding-window llama), and two RoPE scalings
+FAMILIES = {k: v for k, v in MODEL_FAMILIES.items() if k != "window"} | {
     "llama-untied-linear-rope": dict(
         tie_embeddings=False, rope_scaling={"rope_type": "linear", "factor": 2.0}
     ),
@@ -42,9 +38,6 @@ FAMILIES = {
             "original_max_position_embeddings": 16,
         }
     ),
-    "qwen2": dict(qkv_bias=True, rope_theta=1e6),
-    "gpt2": dict(norm="layernorm", mlp="gelu", pos="learned", bias=True, n_kv_heads=4),
-    "moe": dict(n_experts=4, n_experts_per_token=2),
 }
 
 
@@ -90,7 +83,6 @@ def test_quantized_round_trip_within_quantization_error(qtype, tol, tmp_path):
 def test_written_gguf_loads_in_transformers(family, tokenizer, tmp_path):
     # transformers' GGUF loader follows llama.cpp's conventions (q/k permutation, names, keys):
     # equal logits there mean llama.cpp reads our files the same way
-    transformers = pytest.importorskip("transformers")
     overrides = dict(FAMILIES[family])
     if family == "gpt2":  # transformers reads neither n_positions nor n_inner from GGUF
         overrides.update(max_seq_len=1024, hidden_dim=256)
@@ -181,7 +173,6 @@ def random_k_blocks(qtype: Q, n_blocks: int, rng: np.random.Generator) -> np.nda
 @pytest.mark.parametrize("qtype", ["Q4_K", "Q5_K", "Q6_K"])
 def test_k_quant_model_matches_transformers(qtype, tmp_path):
     # a llama GGUF whose matrices are K-quant blocks (rows of 256): our loader vs transformers'
-    transformers = pytest.importorskip("transformers")
     rng = np.random.default_rng(0)
     dim, hidden, vocab = 256, 512, 64
     writer = gguf.GGUFWriter(str(tmp_path / "k.gguf"), "llama")

@@ -6,13 +6,12 @@ import json
 
 import pytest
 import torch
+import transformers
 
 from lmforge.checkpoint import load_model, save_pretrained
 from lmforge.checkpoint.hf import load_hf_model
 from lmforge.errors import LmforgeError
 from lmforge.model import ModelConfig, Transformer
-
-transformers = pytest.importorskip("transformers")
 
 SMALL = dict(vocab_size=120, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)  # fmt: skip
@@ -91,7 +90,7 @@ def test_sharded_checkpoint(tmp_path):
 def test_bf16_load(tmp_path):
     hf = random_hf_model("qwen2")
     hf.save_pretrained(tmp_path)
-    ours, _ = load_model(tmp_path, dtype="bfloat16")
+    ours, _ = load_model(tmp_path, precision="bfloat16")
     assert ours.tok_embeddings.weight.dtype == torch.bfloat16
 
 

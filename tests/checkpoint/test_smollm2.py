@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import transformers
 
 from lmforge.assets import DEFAULT_MODEL
 from lmforge.checkpoint import load_model, resolve_model_path
@@ -25,7 +26,6 @@ def smollm2():
 
 @pytest.fixture(scope="module")
 def hf_smollm2():
-    transformers = pytest.importorskip("transformers")
     path = resolve_model_path(DEFAULT_MODEL)
     return transformers.AutoModelForCausalLM.from_pretrained(
         path.parent, gguf_file=path.name, dtype=torch.float32
@@ -105,3 +105,21 @@ def test_greedy_continuations_match_transformers(smollm2, hf_smollm2):
     model, tok = smollm2
     for ids in prompt_ids(tok)[-2:]:  # a plain prompt and a chat prompt, 64 tokens each
         assert greedy_lmforge(model, ids, 64) == greedy_hf(hf_smollm2, ids, 64)
+
+
+def test_quantized_load_parses_the_file_once(monkeypatch) -> None:
+    from lmforge.checkpoint import load as load_module
+    from lmforge.model.quantize import HybridLinear, Int4Linear
+
+    calls = []
+    real = load_module.read_gguf
+    monkeypatch.setattr(load_module, "read_gguf", lambda p: calls.append(p) or real(p))
+    handle = load_model(DEFAULT_MODEL, precision="fp32", quantize="auto")
+    assert len(calls) == 1
+    assert handle.name == DEFAULT_MODEL and handle.path == resolve_model_path(DEFAULT_MODEL)
+    assert handle.quantization == "int4" and handle.precision == torch.float32
+    assert handle.config is handle.model.config and "im_start" in handle.chat_template
+    wqkv = handle.model.layers[0].attention.wqkv
+    assert isinstance(wqkv, HybridLinear) and isinstance(wqkv.quantized, Int4Linear)
+    # the file's Q4_1 blocks, as they are: the same weights as the float copy for prefill
+    torch.testing.assert_close(wqkv.dequantize(), wqkv.full.weight, rtol=0, atol=1e-6)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from lmforge.assets import DEFAULT_MODEL
+from lmforge.checkpoint import ModelHandle
 from lmforge.eval.lm import EvalModel
 
 
@@ -39,7 +40,7 @@ def tiny_lm() -> EvalModel:
         vocab_size=257, dim=64, n_layers=2, n_heads=4, n_kv_heads=2, max_seq_len=128
     )
     model = Transformer(config)
-    return EvalModel(model=model, tokenizer=ByteTokenizer(), name="tiny")
+    return EvalModel(ModelHandle.of(model, ByteTokenizer(), "tiny"))
 
 
 TOY_TEXT = (
@@ -68,4 +69,4 @@ def smollm2() -> EvalModel:
     """The bundled SmolLM2-135M-Instruct through lmforge.checkpoint (fp32)."""
     from lmforge.eval.lm import load_eval_model
 
-    return load_eval_model(DEFAULT_MODEL, dtype="fp32")
+    return load_eval_model(DEFAULT_MODEL, precision="fp32")

@@ -1,4 +1,4 @@
-"""Fixtures for generation tests (helpers live in generate_helpers.py)."""
+"""Fixtures for generation tests (the helpers live in tests/model_helpers.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import pytest
 
 from lmforge.model import Transformer
 from lmforge.tokenizer import Tokenizer
-
-from .generate_helpers import byte_tokenizer, tiny_model
+from model_helpers import byte_tokenizer, tiny_model
 
 
 @pytest.fixture(scope="module")

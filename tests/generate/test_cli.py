@@ -12,7 +12,7 @@ from lmforge.cli import main
 @pytest.mark.parametrize(
     ("argv", "message"),
     [(["generate", "--prompt", "hi", "--quantize", "int3"], "unknown quantization 'int3'"),
-     (["generate", "--prompt", "hi", "--dtype", "fp8"], "unknown dtype 'fp8'"),
+     (["generate", "--prompt", "hi", "--precision", "fp8"], "unknown precision 'fp8'"),
      (["generate", "--prompt", "hi", "--model", "/no/such/model.gguf"], "model not found"),
      (["chat", "--model", "no-such-model"], "model not found")],
 )  # fmt: skip

@@ -7,8 +7,7 @@ import torch
 
 from lmforge.errors import LmforgeError
 from lmforge.generate import Generator, SamplingParams
-
-from .generate_helpers import EOS
+from model_helpers import EOS
 
 PROMPTS = ["hello", "The quick brown fox jumps", "a", "éclair 😀"]
 

@@ -11,8 +11,7 @@ from lmforge.generate import engine as engine_module
 from lmforge.generate.fused_decode import FusedDecoder
 from lmforge.model import ModelConfig, Transformer
 from lmforge.model.quantize import quantize_model
-
-from .generate_helpers import byte_tokenizer, tiny_model
+from model_helpers import byte_tokenizer, tiny_model
 
 pytestmark = pytest.mark.skipif(not kernels.available(), reason="lmforge's kernels do not build")
 
@@ -58,7 +57,8 @@ def test_generator_uses_it_and_gives_the_same_tokens(monkeypatch) -> None:
     prompts = ["hello there", "hi"]  # different lengths: left padding
     fused = gen.generate_batch(prompts, params)
     assert gen._fused is not None
-    monkeypatch.setattr(engine_module.FusedDecoder, "for_model", classmethod(lambda c, m: None))
+    monkeypatch.setattr(engine_module, "fused_tensors", lambda m: None)
+    gen._fused = None
     eager = gen.generate_batch(prompts, params)
     assert gen._fused is None
     for a, b in zip(fused, eager, strict=True):
@@ -74,3 +74,48 @@ def test_only_quantized_llama_blocks_qualify() -> None:
     )  # fmt: skip
     assert FusedDecoder.for_model(quantize_model(gpt2, "int4")) is None
     assert FusedDecoder.for_model(quantize_model(llama(), "fp16")) is None
+
+
+def test_generator_keeps_its_decoder_and_a_second_prompt_matches_a_fresh_one() -> None:
+    model = quantize_model(tiny_model(), "int4")
+    gen = Generator(model, byte_tokenizer())
+    params = SamplingParams(max_new_tokens=10, ignore_eos=True)
+    gen.generate("hello there", params)
+    decoder, caches = gen._fused, gen._caches
+    second = gen.generate("a different prompt", params)
+    assert gen._fused is decoder and gen._caches is caches  # kept across calls
+    model.reset_cache()  # another user of the model detaches the cache: it comes back
+    assert gen.generate("a different prompt", params).token_ids == second.token_ids
+    fresh = Generator(model, byte_tokenizer()).generate("a different prompt", params)
+    assert second.token_ids == fresh.token_ids
+
+
+def test_generator_follows_changed_weights() -> None:
+    tok, params = byte_tokenizer(), SamplingParams(max_new_tokens=10, ignore_eos=True)
+    model = quantize_model(tiny_model(seed=0), "int4")
+    gen = Generator(model, tok)
+    gen.generate("hello there", params)
+    old = gen._fused
+    other = quantize_model(tiny_model(seed=1), "int8")
+    for name in ("wqkv", "wo"):  # replace modules of every block: a new decoder is needed
+        for mine, theirs in zip(model.layers, other.layers, strict=True):
+            setattr(mine.attention, name, getattr(theirs.attention, name))
+    with torch.no_grad():  # and an in-place change of a norm weight
+        model.layers[0].attention_norm.weight.mul_(0.5)
+    got = gen.generate("hello there", params)
+    assert gen._fused is not old
+    assert got.token_ids == Generator(model, tok).generate("hello there", params).token_ids
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_fused_decoding_runs_in_every_precision(dtype: torch.dtype, monkeypatch) -> None:
+    model = quantize_model(tiny_model().to(dtype), "int4", float_prefill=True)
+    gen = Generator(model, byte_tokenizer())
+    params = SamplingParams(max_new_tokens=8, ignore_eos=True)
+    fused = gen.generate("hello there", params)
+    assert gen._fused is not None and gen._caches[0].k.dtype == torch.float32
+    monkeypatch.setattr(engine_module, "fused_tensors", lambda m: None)
+    gen._fused = None
+    eager = gen.generate("hello there", params)
+    assert gen._fused is None
+    assert fused.logprobs == pytest.approx(eager.logprobs, abs=0.1)  # bf16/fp16 rounding

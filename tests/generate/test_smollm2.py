@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lmforge.assets import DEFAULT_MODEL
+from lmforge.checkpoint import ModelHandle, auto_quantization
 from lmforge.generate import Generator, SamplingParams
 from lmforge.generate.chat import ChatModel
 from lmforge.generate.speculative import SpeculativeGenerator, truncated_draft
@@ -61,7 +62,8 @@ def test_speculative_greedy_equals_plain_greedy(smol) -> None:
 
 def test_chat_answers_and_stops_at_end_of_turn(smol) -> None:
     model, tok = smol
-    chat = ChatModel(model, tok, Generator(model, tok))
+    chat = ChatModel(ModelHandle.of(model, tok, DEFAULT_MODEL))
+    assert chat.count_tokens("What is the capital of France?") > 3
     messages = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
     result = chat.chat_result(messages, max_new_tokens=20)
     assert "Paris" in result.text and result.finish_reason == "stop"
@@ -70,7 +72,4 @@ def test_chat_answers_and_stops_at_end_of_turn(smol) -> None:
 
 
 def test_auto_mode_repacks_the_q4_1_file() -> None:
-    from lmforge.checkpoint import resolve_model_path
-    from lmforge.generate.chat import auto_quantization
-
-    assert auto_quantization(resolve_model_path(DEFAULT_MODEL)) == "int4"
+    assert auto_quantization(DEFAULT_MODEL) == "int4"

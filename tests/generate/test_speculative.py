@@ -8,8 +8,7 @@ import torch
 from lmforge.errors import LmforgeError
 from lmforge.generate import Generator, SamplingParams
 from lmforge.generate.speculative import SpeculativeGenerator, accept_draft, truncated_draft
-
-from .generate_helpers import tiny_model
+from model_helpers import tiny_model
 
 
 @pytest.mark.parametrize("k", [1, 3, 6])

@@ -6,8 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lmforge.generate.text_stream import StopStringMatcher, TextStream
-
-from .generate_helpers import byte_tokenizer
+from model_helpers import byte_tokenizer
 
 TOK = byte_tokenizer()
 

@@ -14,21 +14,21 @@ from torch import nn
 
 from lmforge import kernels
 from lmforge.assets import DEFAULT_MODEL, resolve_model_path
-from lmforge.checkpoint.gguf import GGUFTensor, dequantize
+from lmforge.checkpoint.gguf import GGUFTensor, dequantize, read_gguf
+from lmforge.checkpoint.gguf_quant import gguf_blocks_to_int4, gguf_int4_layers
 from lmforge.errors import LmforgeError
-from lmforge.model import ModelConfig, Transformer
+from lmforge.model import Transformer
 from lmforge.model.quantize import (
     Fp16Linear,
     HybridLinear,
     Int4Linear,
     Int8Linear,
     default_head,
-    gguf_blocks_to_int4,
-    gguf_int4_layers,
     quantize_int4,
     quantize_int8,
     quantize_model,
 )
+from model_helpers import tiny as shared_tiny
 
 
 def linear(k: int, n: int, bias: bool = False, seed: int = 0) -> nn.Linear:
@@ -123,10 +123,7 @@ def test_gguf_repack_rejects_other_types() -> None:
 
 
 def tiny() -> Transformer:
-    torch.manual_seed(0)
-    return Transformer(
-        ModelConfig(vocab_size=96, dim=64, n_layers=2, n_heads=4, n_kv_heads=2, max_seq_len=32)
-    ).eval()
+    return shared_tiny(vocab_size=96, max_seq_len=32)
 
 
 @pytest.mark.parametrize("mode", ["int8", "int4", "fp16"])
@@ -187,13 +184,13 @@ def smollm2_path() -> Path:
 def smollm2():
     from lmforge.checkpoint import load_model
 
-    return load_model(smollm2_path())
+    return load_model(smollm2_path())  # (model, tokenizer) of the handle
 
 
 @pytest.mark.slow
 def test_smollm2_q4_1_repack_is_exact(smollm2) -> None:
     model, _ = smollm2
-    layers = gguf_int4_layers(model, smollm2_path(), act_dtype=torch.float32)
+    layers = gguf_int4_layers(model, read_gguf(smollm2_path()), act_dtype=torch.float32)
     assert len(layers) == 5 * model.config.n_layers  # every block matrix (the head is Q8_0)
     for name in ("layers.0.attention.wqkv", "layers.7.feed_forward.w2", "layers.29.attention.wo"):
         got = layers[name].dequantize()
@@ -216,9 +213,10 @@ def test_smollm2_perplexity_of_quantized_modes(smollm2, shared_data: Path) -> No
     base = perplexity(model, ids)
     bf16 = perplexity(copy.deepcopy(model).to(torch.bfloat16), ids)
     int8 = perplexity(quantize_model(copy.deepcopy(model), "int8"), ids)
-    int4 = perplexity(quantize_model(copy.deepcopy(model), "int4", gguf=smollm2_path()), ids)
+    exact = gguf_int4_layers(model, read_gguf(smollm2_path()))
+    int4 = perplexity(quantize_model(copy.deepcopy(model), "int4", exact=exact), ids)
     int4_fp16_head = perplexity(
-        quantize_model(copy.deepcopy(model), "int4", gguf=smollm2_path(), head="fp16"), ids
+        quantize_model(copy.deepcopy(model), "int4", exact=exact, head="fp16"), ids
     )
     assert 5 < base < 200  # a real language model on Shakespeare
     assert abs(bf16 / base - 1) < 0.01

@@ -8,23 +8,9 @@ import torch.nn.functional as F
 
 from lmforge.errors import LmforgeError
 from lmforge.model import ModelConfig, Transformer
+from model_helpers import FAMILIES, tiny
 
 torch.manual_seed(0)
-
-
-def tiny(**overrides) -> Transformer:
-    base = dict(vocab_size=97, dim=64, n_layers=2, n_heads=4, n_kv_heads=2, max_seq_len=64)
-    torch.manual_seed(0)
-    return Transformer(ModelConfig(**{**base, **overrides})).eval()
-
-
-FAMILIES = {
-    "llama": {},
-    "qwen2": dict(qkv_bias=True, tie_embeddings=False, rope_theta=1e6),
-    "gpt2": dict(norm="layernorm", mlp="gelu", pos="learned", bias=True, n_kv_heads=4),
-    "moe": dict(n_experts=4, n_experts_per_token=2),
-    "window": dict(sliding_window=5),
-}
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -129,15 +115,30 @@ def test_sliding_window_equals_explicit_band_mask():
 def test_moe_backward_reaches_every_expert_and_router():
     model = tiny(n_experts=4, n_experts_per_token=2).train()
     tokens = torch.randint(0, 97, (4, 32))
-    logits = model(tokens)
-    loss = F.cross_entropy(logits.flatten(0, 1), tokens.flatten()) + model.aux_loss
+    out = model(tokens, full_output=True)
+    loss = F.cross_entropy(out.logits.flatten(0, 1), tokens.flatten()) + out.aux_loss
     loss.backward()
-    assert model.aux_loss.item() > 0
+    assert out.aux_loss.item() > 0
     for layer in model.layers:
         assert layer.feed_forward.router.weight.grad.abs().sum() > 0
         for expert in layer.feed_forward.experts:
             for p in expert.parameters():
                 assert p.grad is not None and p.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("family", ["llama", "moe"])
+def test_full_output_gives_hidden_states_logits_and_aux_loss(family):
+    model = tiny(**FAMILIES[family])
+    tokens = torch.randint(0, 97, (2, 9))
+    with torch.no_grad():
+        out = model(tokens, full_output=True)
+        hidden = model(tokens, full_output=True, head=False)
+        logits = model(tokens)
+    assert out.hidden.shape == (2, 9, 64) and hidden.logits is None
+    torch.testing.assert_close(out.logits, logits)
+    torch.testing.assert_close(hidden.hidden, out.hidden)
+    torch.testing.assert_close(model.output(out.hidden), logits)  # the head's input
+    assert (out.aux_loss > 0) == (family == "moe") and out.aux_loss.shape == ()
 
 
 def test_moe_equals_manual_top_k_mixture():

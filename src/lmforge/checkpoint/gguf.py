@@ -13,7 +13,7 @@ check this parser agrees with GGUFReader). Tensor types, block sizes and the K-q
 dequantizers come from the `gguf` package; Q8_0, Q4_0 and Q4_1 (the formats of the bundled
 model) are dequantized with vectorised torch code (tests check it equals `gguf.quants`).
 
-Raw layout (what `lmforge.model.quantize` repacks): `t.data` is a uint8 array
+Raw layout (what `lmforge.checkpoint.gguf_quant` repacks): `t.data` is a uint8 array
 [rows, bytes_per_row] (rows = product of all but the last dimension). Each row is a run of
 blocks of `t.block_size` weights stored in `t.type_size` bytes:
     Q8_0: fp16 d, int8 q[32]                 w = d * q

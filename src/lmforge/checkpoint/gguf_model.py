@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lmforge.checkpoint.gguf import SUPPORTED_QTYPES, GGUFFile, read_gguf
+from lmforge.checkpoint.gguf import SUPPORTED_QTYPES, GGUFFile
 from lmforge.errors import LmforgeError, naming
 from lmforge.model import ModelConfig, Transformer
 from lmforge.model.rope import half_to_interleaved, interleaved_to_half, rope_inv_freq
@@ -142,11 +142,6 @@ def state_dict_from_gguf(g: GGUFFile, config: ModelConfig) -> dict[str, torch.Te
             for ours, theirs in (("w1", "ffn_gate"), ("w3", "ffn_up"), ("w2", "ffn_down")):
                 sd[p + f"feed_forward.{ours}.weight"] = t(b + theirs + ".weight")
     return sd
-
-
-def load_gguf_model(path: str | Path, dtype: torch.dtype = torch.float32) -> Transformer:
-    """A Transformer with the (dequantized) weights of a GGUF file."""
-    return gguf_to_model(read_gguf(path), dtype)
 
 
 def gguf_to_model(g: GGUFFile, dtype: torch.dtype = torch.float32) -> Transformer:

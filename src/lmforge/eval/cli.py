@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from lmforge.assets import DEFAULT_MODEL
+from lmforge.assets import DEFAULT_MODEL, precision_name
 from lmforge.errors import LmforgeError
 
 
@@ -50,9 +50,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         )
         p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
         p.add_argument(
+            "--precision",
             "--dtype",
+            dest="dtype",
             default=None,
-            help="float32 | bfloat16 (default: float32; RAG: the chat model's auto choice)",
+            help="fp32 | bf16 | fp16 (default: fp32; RAG: the chat model's auto choice)",
         )
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
         p.add_argument("--no-report", action="store_true", help="do not write files, just print")
@@ -119,7 +121,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--stride", type=int, default=None, help="new tokens per window (default: context/2)"
     )
     p.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
-    p.add_argument("--dtype", default="float32", help="float32 | bfloat16 (default: %(default)s)")
+    p.add_argument(
+        "--precision", "--dtype", dest="dtype", default="fp32",
+        help="fp32 | bf16 | fp16 (default: %(default)s)",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_ppl)
@@ -197,7 +202,7 @@ def _finish(result, args: argparse.Namespace) -> int:
 def _model(args: argparse.Namespace):
     from lmforge.eval.lm import load_eval_model
 
-    return load_eval_model(args.model, dtype=args.dtype or "float32")
+    return load_eval_model(args.model, precision=args.dtype or "fp32")
 
 
 def cmd_mc(args: argparse.Namespace) -> int:
@@ -246,7 +251,7 @@ def cmd_rag(args: argparse.Namespace) -> int:
         limit=args.limit,
         k=args.k,
         judge=args.judge,
-        dtype={"float32": "fp32", "bfloat16": "bf16"}.get(args.dtype, args.dtype or "auto"),
+        dtype=precision_name(args.dtype) if args.dtype else "auto",
         progress=not args.no_progress,
     )
     return _finish(result, args)

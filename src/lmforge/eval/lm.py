@@ -1,52 +1,41 @@
-"""The model under evaluation: a causal LM plus its tokenizer, behind one small adapter.
+"""The model under evaluation: a model handle behind one small adapter.
 
 Evaluation needs four things from a model: encode text, know the longest sequence it takes,
 run a forward pass with explicit positions and an attention mask (to score several
 continuations against one shared context in a single pass), and the final-layer hidden states
 (so the vocabulary projection runs only where a log-likelihood is needed, not on every context
-token). ``EvalModel`` provides them on top of ``lmforge.model.Transformer``.
+token: the forward's ``head=False``). ``EvalModel`` provides them on top of a
+``lmforge.checkpoint.ModelHandle``.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from lmforge.checkpoint import ModelHandle
 from lmforge.errors import LmforgeError
 
-DTYPES = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-}
 
-
-def resolve_dtype(name: str | torch.dtype) -> torch.dtype:
-    if isinstance(name, torch.dtype):
-        return name
-    try:
-        return DTYPES[name.lower()]
-    except KeyError:
-        raise LmforgeError(f"unknown dtype {name!r}: use one of {', '.join(DTYPES)}") from None
-
-
-@dataclass
 class EvalModel:
     """A causal language model and its tokenizer, as the evaluators use them."""
 
-    model: Any  # lmforge.model.Transformer (or anything with the same forward contract)
-    tokenizer: Any  # lmforge.tokenizer.Tokenizer
-    name: str = "model"
-
-    def __post_init__(self) -> None:
+    def __init__(self, handle: ModelHandle | Any, tokenizer: Any = None, name: str | None = None):
+        # EvalModel(handle); EvalModel(model, tokenizer, name=...) wraps a model in memory
+        if not isinstance(handle, ModelHandle):
+            handle = ModelHandle.of(handle, tokenizer, name or "model")
+        self.handle = handle
+        self.name = name or handle.name
         self.model.eval()
+
+    @property
+    def model(self) -> Any:
+        return self.handle.model
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.handle.tokenizer
 
     # -- text ---------------------------------------------------------------------------------
     def encode(self, text: str, special: bool = False) -> list[int]:
@@ -94,10 +83,10 @@ class EvalModel:
         """Final normalised hidden states [B, T, C] (the input of the vocabulary projection)."""
         if getattr(self.model, "cache_len", 0):
             # a generator left its KV cache attached; scoring is a cache-less forward (the
-            # generator notices and sets a cache up again when it next runs)
+            # generator keeps its cache and attaches it again when it next runs)
             self.model.reset_cache()
-        with _without_output_head(self.model):
-            return self.model(tokens, positions=positions, mask=mask)
+        out = self.model(tokens, positions=positions, mask=mask, full_output=True, head=False)
+        return out.hidden
 
     @torch.inference_mode()
     def logprobs_at(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -106,33 +95,17 @@ class EvalModel:
         return torch.log_softmax(logits, dim=-1).gather(-1, targets[:, None])[:, 0]
 
 
-@contextlib.contextmanager
-def _without_output_head(model: Any) -> Iterator[None]:
-    """Run the model with its vocabulary projection replaced by identity.
+def load_eval_model(
+    spec: str, precision: str | torch.dtype = "fp32", *, dtype: str | None = None
+) -> EvalModel:
+    """Load a registered model name or a checkpoint path (float weights; `dtype` is the former
+    name of `precision`)."""
+    from lmforge.checkpoint import load_model
 
-    Scoring needs logits only at continuation positions; projecting every context token onto
-    the 49k-entry vocabulary would cost a fifth of the compute and gigabytes of memory.
-    """
-    head = model.output
-    model.output = torch.nn.Identity()
     try:
-        yield
-    finally:
-        model.output = head
-
-
-def load_eval_model(spec: str, dtype: str | torch.dtype = "float32") -> EvalModel:
-    """Load a registered model name or a checkpoint path through lmforge.checkpoint."""
-    try:
-        from lmforge.checkpoint import load_model
-    except ImportError as exc:  # the checkpoint room is not installed in this build
-        raise LmforgeError(
-            f"cannot load model {spec!r}: lmforge.checkpoint unavailable ({exc})"
-        ) from exc
-    try:
-        model, tokenizer = load_model(spec, dtype=resolve_dtype(dtype))
+        handle = load_model(spec, precision=dtype or precision)
     except LmforgeError:
         raise
     except (FileNotFoundError, OSError) as exc:
         raise LmforgeError(f"cannot load model {spec!r}: {exc}") from exc
-    return EvalModel(model=model, tokenizer=tokenizer, name=str(spec))
+    return EvalModel(handle)

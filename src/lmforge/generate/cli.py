@@ -12,7 +12,10 @@ from lmforge.errors import LmforgeError
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL, help="GGUF file, model dir or registered name")
-    p.add_argument("--dtype", default="auto", help="fp32 | bf16 | auto (bf16 on AMX CPUs)")
+    p.add_argument(
+        "--precision", "--dtype", dest="precision", default="auto",
+        help="fp32 | bf16 | fp16 | auto (bf16 on AMX CPUs, else fp32)",
+    )  # fmt: skip
     p.add_argument(
         "--quantize", default="auto",
         help="int8 | int4 | fp16 | none | auto (int4 when the GGUF is already Q4_0/Q4_1: lossless repack)",
@@ -56,17 +59,21 @@ def _sampling(args: argparse.Namespace, default_temperature: float) -> dict[str,
 
 
 def _load(args: argparse.Namespace) -> Any:
+    from lmforge.assets import precision_name
+    from lmforge.checkpoint.load import quantize_name
     from lmforge.generate.chat import load_chat_model
 
+    # bad values fail before the model loads
+    precision_name(args.precision)
+    quantize_name(args.quantize)
     if args.max_new_tokens < 1:
         raise LmforgeError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
-    return load_chat_model(args.model, args.dtype, args.quantize, group_size=args.group_size)
+    return load_chat_model(
+        args.model, precision=args.precision, quantize=args.quantize, group_size=args.group_size
+    )
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from lmforge.generate.chat import resolve_mode
-
-    resolve_mode(args.dtype, args.quantize)  # bad values fail before the model loads
     chat = _load(args)
     kw = _sampling(args, 0.0)
     if args.chat:
@@ -87,9 +94,6 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def run_chat(args: argparse.Namespace) -> int:
-    from lmforge.generate.chat import resolve_mode
-
-    resolve_mode(args.dtype, args.quantize)
     chat = _load(args)
     kw = _sampling(args, 0.0)
     system = [{"role": "system", "content": args.system}] if args.system else []

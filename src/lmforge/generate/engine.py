@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from lmforge.errors import LmforgeError
-from lmforge.generate.fused_decode import FusedDecoder
+from lmforge.generate.fused_decode import FusedDecoder, fused_tensors
 from lmforge.generate.sampling import SamplingParams, make_generators, process_logits, sample
 from lmforge.generate.text_stream import TextStream
 
@@ -61,6 +61,9 @@ class Generator:
         self.model = model
         self.tokenizer = tokenizer
         self.context_length: int = model.config.max_seq_len
+        # kept across calls: the KV cache (this generator's own, attached to the model while it
+        # decodes) and the fused decoder (made again only when the model's weights change)
+        self._caches: list[Any] | None = None
         self._fused: FusedDecoder | None = None
 
     # -- public API ---------------------------------------------------------------------------
@@ -146,6 +149,7 @@ class Generator:
             for r in rows:
                 r.finish_reason = "length"
             return
+        self._fused = self._decoder()
         self._ensure_cache(B, T + budget)
         stop_ids = self._stop_ids(params)
         generators = None
@@ -157,8 +161,6 @@ class Generator:
             else:
                 generators = make_generators(params.seed, B)
         vocab = self.model.config.vocab_size
-        # decode steps of a quantized Llama-family model: one C++ call for all blocks (None: eager)
-        self._fused = FusedDecoder.for_model(self.model)
 
         pad = torch.tensor([T - n for n in lengths])  # [B] padding slots of each row
         tokens = torch.zeros(B, T, dtype=torch.long)
@@ -231,19 +233,33 @@ class Generator:
             return self._fused(tokens, input_pos, positions, mask)
         return self.model(tokens, input_pos, positions, mask, last_only=True)[:, -1]
 
+    def _decoder(self) -> FusedDecoder | None:
+        """Decode steps of a quantized Llama-family model: one C++ call for all blocks (None:
+        the model's forward). The decoder of the last call while the weights are the same."""
+        if self._fused is not None and self._fused.matches(self.model):
+            return self._fused
+        found = fused_tensors(self.model)
+        return None if found is None else FusedDecoder(self.model, *found)
+
     def _ensure_cache(self, batch: int, length: int) -> None:
-        """A KV cache of at least batch rows x length slots (reused across calls when it fits)."""
-        dtype = self.model.tok_embeddings.weight.dtype
+        """A KV cache of at least batch rows x length slots, attached to the model (this
+        generator's own, reused across calls when it fits; another user of the model may have
+        detached or replaced it meanwhile)."""
+        # the fused blocks read and write float32 caches, whatever the model's precision
+        dtype = torch.float32 if self._fused else self.model.tok_embeddings.weight.dtype
         length = min(-(-length // CACHE_ROUNDING) * CACHE_ROUNDING, self.context_length)
-        cache = getattr(self.model.layers[0].attention, "kv_cache", None)
-        if cache is not None:  # look at the cache itself: another user may have replaced it
-            rows, _, slots, _ = cache.k.shape
-            if rows >= batch and slots >= length and cache.k.dtype == dtype:
+        if self._caches is not None:
+            rows, _, slots, _ = self._caches[0].k.shape
+            if rows >= batch and slots >= length and self._caches[0].k.dtype == dtype:
+                if self.model.layers[0].attention.kv_cache is not self._caches[0]:
+                    self.model.attach_cache(self._caches)
                 return
         self.model.setup_cache(batch, length, dtype)
+        self._caches = self.model.kv_caches()
 
     def release_cache(self) -> None:
         self.model.reset_cache()
+        self._caches = None
 
     def _result(self, r: _Row) -> GenerationResult:
         r.stream.flush()  # idempotent: releases held-back text unless a stop string was hit

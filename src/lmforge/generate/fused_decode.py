@@ -8,10 +8,11 @@ residuals): the model's own weights and caches, the same arithmetic as its forwa
 (tests/generate/test_fused_decode.py checks the logits). The embedding, final norm and head stay
 the model's modules.
 
-    decoder = FusedDecoder.for_model(model)   # None unless the model qualifies (see below)
+    decoder = FusedDecoder.for_model(model)   # None unless `fused_tensors` finds it can run
     logits = decoder(tokens, input_pos, positions, mask) if decoder else model(...)[:, -1]
 
-`Generator` uses it for decode steps on its own; prefill keeps the model's forward.
+`Generator` keeps one across calls for its decode steps (the KV cache in float32, which the
+C++ blocks write, whatever the model's precision); prefill keeps the model's forward.
 """
 
 from __future__ import annotations
@@ -35,49 +36,79 @@ def quantized_linear_args(layer: nn.Module) -> list[torch.Tensor] | None:
     return [layer.qs, layer.d, m, bias]
 
 
-class FusedDecoder:
-    """One decode step (T = 1) of a Transformer whose blocks all run in `decode_layers`."""
+def fused_tensors(model: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor]] | None:
+    """The one capability test of fused decoding: (norm weights, linear tensors) that
+    `decode_layers` runs for `model`, or None unless lmforge's kernels are built, the model is a
+    Llama-family Transformer (RMSNorm, SwiGLU, RoPE, no MoE) and every block matrix is an
+    int4/int8 layer on those kernels (as `quantize_model` makes them). The float precision does
+    not matter: the blocks compute in float32 whatever the model's dtype."""
+    if not isinstance(model, Transformer) or not kernels.available():
+        return None
+    c = model.config
+    if not (c.norm == "rmsnorm" and c.mlp == "swiglu" and c.pos == "rope" and not c.n_experts):
+        return None
+    norms: list[torch.Tensor] = []
+    linears: list[torch.Tensor] = []
+    for block in model.layers:
+        a, f = block.attention, block.feed_forward
+        args = [quantized_linear_args(m) for m in (a.wqkv, a.wo, f.w1, f.w3, f.w2)]
+        pair = (block.attention_norm, block.ffn_norm)
+        if not all(isinstance(n, RMSNorm) for n in pair) or any(x is None for x in args):
+            return None
+        norms += [n.weight for n in pair]
+        linears += [t for x in args for t in x]
+    return norms, linears
 
-    def __init__(self, model: Transformer, linears: list[torch.Tensor]) -> None:
+
+def _version(t: torch.Tensor) -> int:
+    return -1 if t.is_inference() else t._version  # inference tensors keep no counter
+
+
+class FusedDecoder:
+    """One decode step (T = 1) of a Transformer whose blocks all run in `decode_layers`.
+
+    Made once and kept (by `Generator`) across calls: `matches(model)` tells whether the
+    model's weights are still the ones it holds, and the C++ blocks are made again only when
+    the KV cache they write was replaced.
+    """
+
+    def __init__(self, model: Transformer, norms: list[torch.Tensor], linears: list[torch.Tensor]):
         self.model, self.linears = model, linears  # 20 tensors per layer
-        self.norms = [n.weight for b in model.layers for n in (b.attention_norm, b.ffn_norm)]
-        self._attention0 = model.layers[0].attention
-        self._cache0 = None  # layer 0's KV cache when `self._layers` was made
+        self._held = [*norms, *linears]  # the model's own tensors (kept: ids stay unique)
+        self._key = self._signature(self._held)
+        # decode_layers computes in float32: a bf16/fp16 model's norm weights are copied
+        self.norms = [w.detach().float().contiguous() for w in norms]
+        self._cache0: torch.Tensor | None = None  # layer 0's key cache when _layers was made
         self._layers: torch.ScriptObject | None = None
 
     @classmethod
     def for_model(cls, model: nn.Module) -> FusedDecoder | None:
-        """A decoder for `model`, or None unless: lmforge's kernels are built, the model is a
-        float32 Llama-family Transformer (RMSNorm, SwiGLU, RoPE, no MoE) and every block
-        matrix is an int4/int8 layer on those kernels (as `quantize_model` makes them)."""
-        if not isinstance(model, Transformer) or not kernels.available():
-            return None
-        c = model.config
-        llama = c.norm == "rmsnorm" and c.mlp == "swiglu" and c.pos == "rope" and not c.n_experts
-        if not llama or model.tok_embeddings.weight.dtype != torch.float32:
-            return None
-        linears = []
-        for block in model.layers:
-            a, f = block.attention, block.feed_forward
-            args = [quantized_linear_args(m) for m in (a.wqkv, a.wo, f.w1, f.w3, f.w2)]
-            norms_ok = isinstance(block.attention_norm, RMSNorm) and isinstance(
-                block.ffn_norm, RMSNorm
-            )
-            if not norms_ok or any(x is None for x in args):
-                return None
-            linears += [t for x in args for t in x]
-        return cls(model, linears)
+        """A decoder for `model`, or None where `fused_tensors` says it cannot run."""
+        found = fused_tensors(model)
+        return None if found is None else cls(model, *found)
+
+    @staticmethod
+    def _signature(tensors: list[torch.Tensor]) -> list[tuple[int, int]]:
+        return [(id(t), _version(t)) for t in tensors]
+
+    def matches(self, model: nn.Module) -> bool:
+        """True while `model` still runs on exactly the tensors (and values) held here."""
+        if model is not self.model:
+            return False
+        found = fused_tensors(model)
+        return found is not None and self._signature([*found[0], *found[1]]) == self._key
 
     def _blocks(self) -> torch.ScriptObject:
-        """The C++ blocks over the model's current caches, made again when `setup_cache` has
-        replaced them (it replaces every layer's at once, so layer 0's tells)."""
-        if self._layers is None or self._attention0.kv_cache is not self._cache0:
+        """The C++ blocks over the model's current caches, made again when they were replaced
+        (`setup_cache` replaces every layer's at once, so layer 0's tells)."""
+        k0 = self.model.layers[0].attention.kv_cache.k
+        if self._layers is None or k0 is not self._cache0:
             c, caches = self.model.config, [b.attention.kv_cache for b in self.model.layers]
             self._layers = kernels.decode_layers(
                 self.norms, c.norm_eps, self.linears, [cache.k for cache in caches],
                 [cache.v for cache in caches], c.n_heads, c.n_kv_heads,
             )  # fmt: skip
-            self._cache0 = caches[0]
+            self._cache0 = k0
         return self._layers
 
     def __call__(
@@ -91,7 +122,9 @@ class FusedDecoder:
         model = self.model
         slot = int(input_pos[0])
         rows = (input_pos if positions is None else positions).reshape(-1)  # [1 or B]
-        cos, sin = model.rope_cos.index_select(0, rows), model.rope_sin.index_select(0, rows)
+        cos = model.rope_cos.index_select(0, rows).float()  # [1|B, D]
+        sin = model.rope_sin.index_select(0, rows).float()
         attn_mask, _ = model.attention_mask(mask, input_pos, 1, slot + 1, tokens.device)
-        x = self._blocks().forward(model.tok_embeddings(tokens), cos, sin, slot, attn_mask)
-        return model.output(model.norm(x))[:, -1]
+        x = model.tok_embeddings(tokens)  # [B, 1, C]
+        y = self._blocks().forward(x.float(), cos, sin, slot, attn_mask)
+        return model.output(model.norm(y.to(x.dtype)))[:, -1]

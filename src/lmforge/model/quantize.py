@@ -4,8 +4,8 @@
     quantize_model(model, "int8")                  # every nn.Linear -> Int8Linear, in place
     quantize_model(model, "fp16")                  # -> Fp16Linear (FBGEMM's packed fp16 GEMM)
     quantize_model(model, "int4", group_size=32)   # -> Int4Linear (groups of 32/64/128)
-    quantize_model(model, "int4", gguf="SmolLM2.Q4_1.gguf")  # repack the file's Q4_0/Q4_1
-                                                   # blocks as they are: no second rounding
+    quantize_model(model, "int4", exact=layers)    # layers repacked from a file's blocks
+                                                   # (lmforge.checkpoint.gguf_quant): no second rounding
 
 Formats (the bytes are GGUF's, so a GGUF model's blocks are used as they are):
 - int8 = Q8_0: per block of 32 weights along K, w = d * q with q in [-127, 127], d fp16.
@@ -23,9 +23,6 @@ so they compute in `act_dtype` (bfloat16 by default).
 """
 
 from __future__ import annotations
-
-from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -149,7 +146,7 @@ class Int4Linear(nn.Module):
 
     def __init__(
         self,
-        q: torch.Tensor,  # int32 [N, Kp] in [0, 15], Kp = K padded to a multiple of group_size
+        q: torch.Tensor,  # int32 or uint8 [N, Kp] in [0, 15], Kp = K padded to group_size
         d: torch.Tensor,  # [N, Kp/g]
         m: torch.Tensor,  # [N, Kp/g]: w = d * q + m
         group_size: int,
@@ -311,7 +308,7 @@ def quantize_model(
     *,
     group_size: int = 32,
     act_dtype: torch.dtype = torch.bfloat16,
-    gguf: str | Path | Any | None = None,
+    exact: dict[str, Int4Linear] | None = None,
     skip: tuple[str, ...] = (),
     head: str | None = "auto",
     float_prefill: bool = False,
@@ -320,9 +317,10 @@ def quantize_model(
 
     mode: "int8" (blocks of 32, Q8_0), "int4" (group-wise, group_size 32, 64 or 128, Q4_1's
         convention) or "fp16" (FBGEMM's packed fp16 weights; `Fp16Linear`).
-    gguf: path (or `read_gguf` result) of the GGUF file the model was loaded from; with int4,
-        layers stored there as Q4_0/Q4_1 blocks of 32 are repacked exactly instead of being
-        quantized a second time (the other layers are quantized from their float weights).
+    exact: with int4, ready int4 layers by module name, used instead of quantizing those
+        layers a second time: the file's own Q4_0/Q4_1 blocks, repacked by
+        `lmforge.checkpoint.gguf_quant.gguf_int4_layers` (the others are quantized from their
+        float weights).
     skip: names of modules to leave in floating point (e.g. ("output",)).
     head: with int4, how to store the output head ("output"): "auto" (default: `default_head()`,
         int8 on lmforge's kernels), "fp16" (`Fp16Linear`), "int8", "int4", or None (floating
@@ -339,9 +337,7 @@ def quantize_model(
         raise LmforgeError(f"int4 group size must be one of {GROUP_SIZES}, got {group_size}")
     if mode == "fp16" and not fp16_kernel_available():
         raise LmforgeError("fp16 weights need PyTorch built with FBGEMM (x86); use int8 or int4")
-    exact: dict[str, Int4Linear] = {}
-    if gguf is not None and mode == "int4" and group_size == 32:
-        exact = gguf_int4_layers(model, gguf, act_dtype)
+    exact = exact or {}
     kept_float = {id(m.full) for m in model.modules() if isinstance(m, HybridLinear)}
     for name, module in list(model.named_modules()):
         if not isinstance(module, nn.Linear) or name in skip or id(module) in kept_float:
@@ -357,7 +353,7 @@ def quantize_model(
                     f"unknown head quantization {head!r} (choose from {', '.join(HEAD_MODES)})"
                 )
             layer_mode = head
-        if name in exact and layer_mode == "int4":
+        if name in exact and layer_mode == "int4" and exact[name].group_size == group_size:
             new: nn.Module = exact[name]
         elif layer_mode == "fp16":
             new = Fp16Linear.from_linear(module)
@@ -376,96 +372,6 @@ def _set_module(root: nn.Module, name: str, new: nn.Module) -> None:
     parent_name, _, child = name.rpartition(".")
     parent = root.get_submodule(parent_name) if parent_name else root
     setattr(parent, child, new)
-
-
-# -- GGUF repacking ---------------------------------------------------------------------------
-
-
-def gguf_blocks_to_int4(
-    tensor: Any,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Q4_0/Q4_1 GGUF tensor -> (q int32 [N, K], d [N, K/32], m [N, K/32]) with w = d * q + m,
-    exactly (Q4_0's w = d * (q - 8) is m = -8 d)."""
-    from gguf import GGMLQuantizationType as Q
-
-    if tensor.qtype not in (Q.Q4_0, Q.Q4_1):
-        raise LmforgeError(f"tensor {tensor.name!r} is {tensor.qtype.name}, not Q4_0/Q4_1")
-    rows = tensor.data.reshape(-1, tensor.data.shape[-1])
-    n = rows.shape[0]
-    blocks = torch.from_numpy(rows.copy()).view(n, -1, tensor.type_size)  # [N, nb, bytes]
-    d = blocks[..., 0:2].contiguous().view(torch.float16).float().squeeze(-1)  # [N, nb]
-    start = 2 if tensor.qtype == Q.Q4_0 else 4
-    qs = blocks[..., start:]  # [N, nb, 16]: weight j in the low nibble, j + 16 in the high one
-    q = torch.cat([qs & 0xF, qs >> 4], dim=-1).to(torch.int32).reshape(n, -1)  # [N, K]
-    if tensor.qtype == Q.Q4_0:
-        m = -8 * d
-    else:
-        m = blocks[..., 2:4].contiguous().view(torch.float16).float().squeeze(-1)
-    return q, d, m
-
-
-def _gguf_sources(model: nn.Module, g: Any) -> dict[str, tuple[list[tuple[str, int]], bool]]:
-    """Our linear layer name -> ([(gguf tensor, n_heads to un-permute or 0)], is_llama).
-
-    Mirrors lmforge.checkpoint.gguf_model.state_dict_from_gguf for the Llama family.
-    """
-    c = model.config
-    permuted = g.architecture == "llama"
-    out: dict[str, list[tuple[str, int]]] = {}
-    if c.pos == "learned" or c.n_experts:
-        return {}  # GPT-2 / MoE layouts: quantized from float weights instead
-    for i in range(c.n_layers):
-        b, p = f"blk.{i}.", f"layers.{i}."
-        out[p + "attention.wqkv"] = [
-            (b + "attn_q.weight", c.n_heads if permuted else 0),
-            (b + "attn_k.weight", c.n_kv_heads if permuted else 0),
-            (b + "attn_v.weight", 0),
-        ]
-        out[p + "attention.wo"] = [(b + "attn_output.weight", 0)]
-        for ours, theirs in (("w1", "ffn_gate"), ("w3", "ffn_up"), ("w2", "ffn_down")):
-            out[p + f"feed_forward.{ours}"] = [(b + theirs + ".weight", 0)]
-    out["output"] = [("token_embd.weight" if c.tie_embeddings else "output.weight", 0)]
-    return out
-
-
-def gguf_int4_layers(
-    model: nn.Module, gguf: str | Path | Any, act_dtype: torch.dtype = torch.bfloat16
-) -> dict[str, Int4Linear]:
-    """Int4 layers built straight from a GGUF file's Q4_0/Q4_1 blocks, for the layers of
-    `model` whose weights equal those blocks (checked, so a fine-tuned model is never
-    silently replaced by the file's weights)."""
-    from lmforge.checkpoint.gguf import read_gguf
-    from lmforge.model.rope import interleaved_to_half
-
-    g = read_gguf(gguf) if isinstance(gguf, (str, Path)) else gguf
-    layers: dict[str, Int4Linear] = {}
-    for name, sources in _gguf_sources(model, g).items():
-        try:
-            linear = model.get_submodule(name)
-        except AttributeError:
-            continue
-        if not isinstance(linear, nn.Linear) or linear.bias is not None:
-            continue
-        parts = []
-        for tensor_name, heads in sources:
-            t = g.tensors.get(tensor_name)
-            if t is None or t.qtype.name not in ("Q4_0", "Q4_1"):
-                break
-            q, d, m = gguf_blocks_to_int4(t)
-            if heads:  # the same row permutation the loader applied to the float weights
-                q, d, m = (interleaved_to_half(x, heads) for x in (q, d, m))
-            parts.append((q, d, m))
-        else:
-            q, d, m = (torch.cat(x) for x in zip(*parts, strict=True))
-            w = q.float() * d.repeat_interleave(BLOCK, 1) + m.repeat_interleave(BLOCK, 1)
-            # a bf16/fp16 model holds the file's weights rounded: compare at its precision
-            rtol = max(1e-3, 2 * torch.finfo(linear.weight.dtype).eps)
-            if w.shape != linear.weight.shape or not torch.allclose(
-                w, linear.weight.detach().float(), rtol=rtol, atol=1e-6
-            ):
-                continue  # the model's weights are not the file's: quantize them normally
-            layers[name] = Int4Linear(q, d, m, BLOCK, w.shape[1], None, act_dtype)
-    return layers
 
 
 def model_weight_bytes(model: nn.Module) -> int:

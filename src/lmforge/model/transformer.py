@@ -14,11 +14,19 @@ Forward contract (shared with the generate and training code):
 
 The mask is always combined with causality over cache slots (a query written at slot p sees
 slots <= p), so callers only describe what is extra: left padding, document boundaries.
+
+    out = model(tokens, ..., full_output=True)   # ModelOutput(logits, hidden, aux_loss)
+    out = model(tokens, ..., full_output=True, head=False)   # hidden states only (logits None)
+
+`hidden` is the final normalised hidden state [B, T, C] (the head's input; evaluation projects
+only the positions it scores); `aux_loss` is the MoE load-balancing loss, already weighted
+(zero for a dense model).
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +42,12 @@ from lmforge.model.rope import apply_rope, rope_tables
 Rope = tuple[torch.Tensor, torch.Tensor]  # cos, sin: [B or 1, T, 1, D]
 
 
+class ModelOutput(NamedTuple):
+    logits: torch.Tensor | None  # [B, T, V] ([B, 1, V] with last_only; None with head=False)
+    hidden: torch.Tensor  # [B, T, C] final normalised hidden states
+    aux_loss: torch.Tensor  # [] MoE load-balancing loss x moe_aux_loss_weight (0 when dense)
+
+
 def use_fused_kernels(x: torch.Tensor) -> bool:
     """Inference in float32 on a CPU where lmforge's kernels build: fused decode steps apply.
     Not under torch.compile, which fuses these steps itself."""
@@ -44,6 +58,19 @@ def use_fused_kernels(x: torch.Tensor) -> bool:
         and x.device.type == "cpu"
         and kernels.available()
     )
+
+
+class _SkipInit(torch.overrides.TorchFunctionMode):
+    """Build modules without initialising their parameters: torch.nn.init's functions leave
+    their tensor as it is. For models whose weights are loaded next; on the meta device the
+    initialisers would otherwise run PyTorch's reference code, whose first use imports
+    torch._dynamo (about a second of start-up)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__module__", None) == "torch.nn.init":
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **kwargs)
 
 
 class KVCache(nn.Module):
@@ -115,6 +142,8 @@ class Attention(nn.Module):
         if self.kv_cache is not None:
             k, v = self.kv_cache.update(input_pos, k, v)  # [B, KV, max_seq_len, D]
             k, v = k.narrow(2, 0, kv_len), v.narrow(2, 0, kv_len)  # [B, KV, S, D]
+            if k.dtype != q.dtype:  # a float32 cache (fused decoding) under a bf16/fp16 model
+                k, v = k.to(q.dtype), v.to(q.dtype)
         y = F.scaled_dot_product_attention(
             q, k, v,
             attn_mask=mask,
@@ -185,9 +214,10 @@ class Transformer(nn.Module):
         if config.tie_embeddings:
             self.output.weight = self.tok_embeddings.weight
         self.cache_len = 0  # max_seq_len of the KV cache; 0 = no cache
+        if self.output.weight.is_meta:  # built to be loaded into: from_state_dict does the rest
+            return
         self.init_buffers()
-        if not self.output.weight.is_meta:
-            self.init_weights()
+        self.init_weights()
 
     # -- set-up -----------------------------------------------------------------------------
     def init_buffers(self) -> None:
@@ -197,6 +227,8 @@ class Transformer(nn.Module):
             cos, sin = rope_tables(c.head_dim, c.max_seq_len, c.rope_theta, c.rope_scaling)
             self.register_buffer("rope_cos", cos, persistent=False)  # [max_seq_len, D] fp32
             self.register_buffer("rope_sin", sin, persistent=False)
+        # the last forward's MoE loss, kept only for callers that read it from here (the
+        # trainer); ModelOutput.aux_loss is the way to get it
         self.aux_loss = torch.zeros(())
 
     @torch.no_grad()
@@ -228,7 +260,7 @@ class Transformer(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> Transformer:
         """Build a model around existing tensors without spending time on random init."""
-        with torch.device("meta"):
+        with torch.device("meta"), _SkipInit():
             model = cls(config)
         state_dict = dict(state_dict)
         if config.tie_embeddings:
@@ -266,6 +298,15 @@ class Transformer(nn.Module):
             )
         self.cache_len = max_seq_len
 
+    def kv_caches(self) -> list[KVCache | None]:
+        return [layer.attention.kv_cache for layer in self.layers]
+
+    def attach_cache(self, caches: list[KVCache]) -> None:
+        """Use caches made earlier by `setup_cache` (one per layer), e.g. a generator's own."""
+        for layer, cache in zip(self.layers, caches, strict=True):
+            layer.attention.kv_cache = cache
+        self.cache_len = caches[0].k.shape[2]
+
     def reset_cache(self) -> None:
         for layer in self.layers:
             layer.attention.kv_cache = None
@@ -280,7 +321,10 @@ class Transformer(nn.Module):
         mask: torch.Tensor | None = None,  # [B, 1, T, S] bool
         *,
         last_only: bool = False,  # only the last position's logits: [B, 1, V] (prefill)
-    ) -> torch.Tensor:
+        full_output: bool = False,  # return ModelOutput(logits, hidden, aux_loss)
+        head: bool = True,  # project onto the vocabulary (False: logits None, with full_output)
+    ) -> torch.Tensor | ModelOutput:
+        """Logits [B, T, V], or with full_output a ModelOutput."""
         T = tokens.shape[1]
         if input_pos is None:
             input_pos = torch.arange(T, device=tokens.device)
@@ -310,12 +354,17 @@ class Transformer(nn.Module):
                 x, aux = layer(*args)
             if aux is not None:
                 aux_losses.append(aux)
+        aux_loss = torch.zeros((), device=x.device)
         if aux_losses:  # mean over layers: 1.0 x weight when routing is perfectly balanced
-            self.aux_loss = torch.stack(aux_losses).mean() * self.config.moe_aux_loss_weight
+            aux_loss = torch.stack(aux_losses).mean() * self.config.moe_aux_loss_weight
+            self.aux_loss = aux_loss
 
         if last_only:
             x = x[:, -1:]
-        return self.output(self.norm(x))  # [B, T, V]
+        hidden = self.norm(x)  # [B, T, C]
+        if not full_output:
+            return self.output(hidden)  # [B, T, V]
+        return ModelOutput(self.output(hidden) if head else None, hidden, aux_loss)
 
     def attention_mask(
         self,
