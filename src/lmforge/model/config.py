@@ -51,7 +51,7 @@ class ModelConfig:
     dropout: float = 0.0  # embedding, attention and residual dropout (training only)
     n_experts: int = 0  # 0 = dense feed-forward; >1 = Mixture-of-Experts in every layer
     n_experts_per_token: int = 2  # top-k routing
-    moe_aux_loss_weight: float = 0.01  # model.aux_loss is already multiplied by this
+    moe_aux_loss_weight: float = 0.01  # ModelOutput.aux_loss is already multiplied by this
     sliding_window: int | None = None  # attend to at most this many most recent positions
     gradient_checkpointing: bool = False  # recompute layer activations in backward (training)
     init_std: float = 0.02  # GPT-2 initialisation (residual projections scaled by 1/sqrt(2L))

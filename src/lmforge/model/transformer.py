@@ -227,9 +227,6 @@ class Transformer(nn.Module):
             cos, sin = rope_tables(c.head_dim, c.max_seq_len, c.rope_theta, c.rope_scaling)
             self.register_buffer("rope_cos", cos, persistent=False)  # [max_seq_len, D] fp32
             self.register_buffer("rope_sin", sin, persistent=False)
-        # the last forward's MoE loss, kept only for callers that read it from here (the
-        # trainer); ModelOutput.aux_loss is the way to get it
-        self.aux_loss = torch.zeros(())
 
     @torch.no_grad()
     def init_weights(self) -> None:
@@ -357,7 +354,6 @@ class Transformer(nn.Module):
         aux_loss = torch.zeros((), device=x.device)
         if aux_losses:  # mean over layers: 1.0 x weight when routing is perfectly balanced
             aux_loss = torch.stack(aux_losses).mean() * self.config.moe_aux_loss_weight
-            self.aux_loss = aux_loss
 
         if last_only:
             x = x[:, -1:]

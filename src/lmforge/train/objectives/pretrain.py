@@ -20,23 +20,17 @@ class Pretrain:
     perplexity = True
 
     def loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        logits = model(batch.x, positions=batch.positions, mask=batch.mask)  # [B, T, V]
+        out = model(batch.x, positions=batch.positions, mask=batch.mask, full_output=True)
+        logits = out.logits  # [B, T, V]
         ce = F.cross_entropy(logits.float().view(-1, logits.size(-1)), batch.y.reshape(-1))
         metrics = {"loss": ce}  # the cross-entropy alone: nats per token, comparable across runs
-        aux = _aux_loss(model)
-        if aux is None:
+        if not _has_experts(model):
             return ce, metrics
-        metrics["aux_loss"] = aux
-        return ce + aux, metrics
+        metrics["aux_loss"] = out.aux_loss
+        return ce + out.aux_loss, metrics
 
 
-def _aux_loss(model: nn.Module) -> torch.Tensor | None:
-    """The MoE balancing loss of the forward pass just run (None for a dense model).
-
-    The one place that knows how the model hands it over: today the Transformer leaves it in its
-    `aux_loss` attribute, which DDP and torch.compile hide behind `.module` / their own getattr.
-    """
-    inner = getattr(model, "module", model)
-    if not getattr(inner.config, "n_experts", 0):
-        return None
-    return inner.aux_loss
+def _has_experts(model: nn.Module) -> bool:
+    inner = getattr(model, "module", model)  # DDP / FSDP / torch.compile wrap the Transformer
+    inner = getattr(inner, "_orig_mod", inner)
+    return bool(getattr(inner.config, "n_experts", 0))
