@@ -210,4 +210,3 @@ def run_ask(args: argparse.Namespace) -> int:
 def _clip(text: str, n: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 1] + "…"
-
