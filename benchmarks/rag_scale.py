@@ -11,7 +11,7 @@
    vectors go into both stores.
 3. Query latency p50/p95 of hybrid retrieval (BM25 + dense ANN, RRF) on each store, query
    vectors computed beforehand (the embedder's cost is item 1).
-4. Lexical search queries/s: SQLite FTS5 and PostgreSQL tsvector vs bm25s on the same texts.
+4. Lexical search queries/s: SQLite FTS5 and PostgreSQL BM25 (FTS5 tokens and formula) vs bm25s on the same texts.
 """
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ def main() -> None:
     all_texts = [c.text for _, chunks, _ in items for c in chunks]
     for name, url in [
         ("SQLite (FTS5 + FAISS HNSW)", str(workdir / "store")),
-        ("PostgreSQL (tsvector + pgvector HNSW)", pg_url),
+        ("PostgreSQL (BM25 + pgvector HNSW)", pg_url),
     ]:
         rag = Pipeline.open(url, embedder=embedder)
         store = rag.store

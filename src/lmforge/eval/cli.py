@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument(
             "--precision",
             "--dtype",
-            dest="dtype",
+            dest="precision",
             default=None,
             help="fp32 | bf16 | fp16 (default: fp32; RAG: the chat model's auto choice)",
         )
@@ -122,7 +122,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
     p.add_argument(
-        "--precision", "--dtype", dest="dtype", default="fp32",
+        "--precision", "--dtype", dest="precision", default="fp32",
         help="fp32 | bf16 | fp16 (default: %(default)s)",
     )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
@@ -202,7 +202,7 @@ def _finish(result, args: argparse.Namespace) -> int:
 def _model(args: argparse.Namespace):
     from lmforge.eval.lm import load_eval_model
 
-    return load_eval_model(args.model, precision=args.dtype or "fp32")
+    return load_eval_model(args.model, precision=args.precision or "fp32")
 
 
 def cmd_mc(args: argparse.Namespace) -> int:
@@ -251,7 +251,7 @@ def cmd_rag(args: argparse.Namespace) -> int:
         limit=args.limit,
         k=args.k,
         judge=args.judge,
-        dtype=precision_name(args.dtype) if args.dtype else "auto",
+        precision=precision_name(args.precision) if args.precision else "auto",
         progress=not args.no_progress,
     )
     return _finish(result, args)

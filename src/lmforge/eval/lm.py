@@ -95,15 +95,12 @@ class EvalModel:
         return torch.log_softmax(logits, dim=-1).gather(-1, targets[:, None])[:, 0]
 
 
-def load_eval_model(
-    spec: str, precision: str | torch.dtype = "fp32", *, dtype: str | None = None
-) -> EvalModel:
-    """Load a registered model name or a checkpoint path (float weights; `dtype` is the former
-    name of `precision`)."""
+def load_eval_model(spec: str, precision: str | torch.dtype = "fp32") -> EvalModel:
+    """Load a registered model name or a checkpoint path, with float weights."""
     from lmforge.checkpoint import load_model
 
     try:
-        handle = load_model(spec, precision=dtype or precision)
+        handle = load_model(spec, precision=precision)
     except LmforgeError:
         raise
     except (FileNotFoundError, OSError) as exc:

@@ -123,12 +123,12 @@ class RagSystem:
         k: int = 5,
         style: str = "sentence",
         min_relevance: float | None = None,
-        dtype: str = "auto",
+        precision: str = "auto",
     ) -> None:
         from lmforge.rag.pipeline import Pipeline
 
         self.rag = Pipeline.open(store_url, create=False)
-        self.chat = None if model is None else self.rag.load_chat(model, dtype=dtype)
+        self.chat = None if model is None else self.rag.load_chat(model, precision=precision)
         options: dict[str, Any] = {"k": k, "style": style}
         if min_relevance is not None:
             options["min_relevance"] = min_relevance
@@ -206,7 +206,7 @@ def evaluate_rag(
     limit: int | None = None,
     k: int | None = None,
     judge: str | Judge = "overlap",
-    dtype: str = "auto",
+    precision: str = "auto",
     answerer: str | None = None,
     progress: bool = True,
 ) -> EvalResult:
@@ -244,7 +244,7 @@ def evaluate_rag(
         k=k,
         style=str(cfg.get("style", "sentence")),
         min_relevance=cfg.get("min_relevance"),
-        dtype=dtype,
+        precision=precision,
     )
     if isinstance(judge, str):
         judge_lm = None
@@ -252,7 +252,7 @@ def evaluate_rag(
             from lmforge.eval.lm import EvalModel, load_eval_model
 
             judge_lm = (
-                EvalModel(system.chat.model, system.chat.tokenizer, name=str(model))
+                EvalModel(system.chat.handle)
                 if system.chat is not None
                 else load_eval_model(model or DEFAULT_MODEL)
             )

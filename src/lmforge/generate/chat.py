@@ -111,19 +111,15 @@ def load_chat_model(
     precision: str = "auto",
     quantize: str | None = "auto",
     group_size: int = 32,
-    dtype: str | None = None,
 ) -> ChatModel:
     """Load a chat model ready to answer (`lmforge.checkpoint.load_model`, wrapped).
 
     precision: "auto" (bf16 on AMX CPUs, else fp32), "fp32", "bf16" or "fp16".
     quantize: "auto" (int4 decode weights when the file's weights are Q4_0/Q4_1, with the float
         weights kept for prefill), None/"none", "int8", "int4" or "fp16" (see `load_model`).
-    dtype: the former name of `precision`, still accepted.
     """
     from lmforge.checkpoint import load_model
 
-    if dtype is not None:
-        precision = dtype
     precision_name(precision)  # a bad name fails before the file is read
     handle = load_model(spec, precision=precision, quantize=quantize, group_size=group_size)
     return ChatModel(handle)

@@ -33,28 +33,13 @@ from lmforge.rag.types import ChatModel
 
 
 def load_chat(
-    spec: str | Path = DEFAULT_MODEL, *, dtype: str = "auto", quantize: str | None = "auto"
+    spec: str | Path = DEFAULT_MODEL, *, precision: str = "auto", quantize: str | None = "auto"
 ) -> ChatModel:
     """The chat model for answering (`lmforge.generate.load_chat_model`)."""
     # imported here: generation pulls in the model room, which `lmforge index` never needs
     from lmforge.generate import load_chat_model
 
-    chat = load_chat_model(spec, dtype=dtype, quantize=quantize)
-    return chat if hasattr(chat, "count_tokens") else _TokenCountingChat(chat)
-
-
-class _TokenCountingChat:
-    """Adds `count_tokens` (from the model's own tokenizer) to a chat model that lacks it, so it
-    meets `ChatModel`; every other attribute is the wrapped model's."""
-
-    def __init__(self, chat: Any):
-        self._chat = chat
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._chat, name)
-
-    def count_tokens(self, text: str) -> int:
-        return len(self._chat.tokenizer.encode(text, allowed_special="none"))
+    return load_chat_model(spec, precision=precision, quantize=quantize)
 
 
 def cache_path_for(store: Store) -> Path:
@@ -158,7 +143,7 @@ class Pipeline:
         self,
         chat_model: ChatModel | str | Path | None = None,
         *,
-        dtype: str = "auto",
+        precision: str = "auto",
         quantize: str | None = "auto",
         mode: str = "hybrid",
         mmr_lambda: float | None = None,
@@ -166,10 +151,10 @@ class Pipeline:
         **options: Any,
     ) -> GroundedAnswerer:
         """A grounded answerer. ``chat_model`` is a loaded model, a model name or path to load
-        (`load_chat` with ``dtype``/``quantize``), or None to answer extractively. ``options``
+        (`load_chat` with ``precision``/``quantize``), or None to answer extractively. ``options``
         go to `GroundedAnswerer` (k, style, unsupported, min_relevance, ...)."""
         if isinstance(chat_model, str | Path):
-            chat_model = self.load_chat(chat_model, dtype=dtype, quantize=quantize)
+            chat_model = self.load_chat(chat_model, precision=precision, quantize=quantize)
         retriever = self.retriever(
             mode=mode,
             mmr_lambda=mmr_lambda,
@@ -181,7 +166,7 @@ class Pipeline:
         self,
         spec: str | Path = DEFAULT_MODEL,
         *,
-        dtype: str = "auto",
+        precision: str = "auto",
         quantize: str | None = "auto",
     ) -> ChatModel:
         """`load_chat`, with the embedder loading on a second thread meanwhile (a cold ask needs
@@ -189,7 +174,7 @@ class Pipeline:
         warm = threading.Thread(target=_warm_up, args=(self.embedder,), daemon=True)
         warm.start()
         try:
-            return load_chat(spec, dtype=dtype, quantize=quantize)
+            return load_chat(spec, precision=precision, quantize=quantize)
         finally:
             warm.join()
 
