@@ -22,7 +22,7 @@ COMMANDS = [
     ("index", "lmforge.rag.cli", "ingest documents into a store (incremental)"),
     ("ask", "lmforge.rag.cli", "answer a question from a store, with citations"),
     ("data", "lmforge.data.cli", "prepare training data (clean, dedup, tokenize)"),
-    ("train", "lmforge.train.cli", "pretrain a model from a TOML recipe"),
+    ("train", "lmforge.train.cli", "train a model from a TOML recipe"),
     ("eval", "lmforge.eval.cli", "evaluate models: benchmarks, perplexity, RAG; compare runs"),
     ("generate", "lmforge.generate.cli", "continue a prompt with a language model"),
     ("chat", "lmforge.generate.cli", "interactive chat (/reset clears, /exit quits)"),
