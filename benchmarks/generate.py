@@ -30,7 +30,7 @@ import torch
 
 from lmforge.assets import DEFAULT_MODEL, resolve_model_path, resolve_precision
 from lmforge.checkpoint import auto_quantization, load_model, read_gguf
-from lmforge.checkpoint.gguf_quant import gguf_int4_layers
+from lmforge.checkpoint.gguf_quant import gguf_exact_layers
 from lmforge.generate import Generator, SamplingParams
 from lmforge.model.quantize import model_weight_bytes, quantize_model
 
@@ -181,7 +181,7 @@ def main() -> int:
 
     base, tok = load_model(gguf_path(), precision="fp32")
     # the file's Q4_1 blocks, repacked as they are (what load_model(quantize="int4") uses)
-    exact = gguf_int4_layers(base, read_gguf(gguf_path()))
+    exact = gguf_exact_layers(base, read_gguf(gguf_path()))
     prompt = prompt_text(tok, args.prompt_tokens)
     print(f"SmolLM2-135M-Instruct, prompt {len(prompt)} tokens, {new} new tokens, "
           f"{torch.get_num_threads()} threads\n", file=sys.stderr)  # fmt: skip

@@ -14,6 +14,7 @@ This module imports neither torch nor any other room, so `lmforge --help` stays 
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -145,3 +146,12 @@ def resolve_precision(
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.bfloat16 if cpu_has_amx() else torch.float32
     return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[canonical]
+
+
+# --- the user's cache ----------------------------------------------------------------------------
+
+
+def user_cache_dir() -> Path:
+    """Where lmforge keeps what it can rebuild (demo store, embedding and tokenizer caches):
+    ``$XDG_CACHE_HOME/lmforge``, else ``~/.cache/lmforge``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lmforge"

@@ -15,7 +15,7 @@ from torch import nn
 from lmforge import kernels
 from lmforge.assets import DEFAULT_MODEL, resolve_model_path
 from lmforge.checkpoint.gguf import GGUFTensor, dequantize, read_gguf
-from lmforge.checkpoint.gguf_quant import gguf_blocks_to_int4, gguf_int4_layers
+from lmforge.checkpoint.gguf_quant import gguf_blocks_to_int4, gguf_exact_layers
 from lmforge.errors import LmforgeError
 from lmforge.model import Transformer
 from lmforge.model.quantize import (
@@ -190,8 +190,12 @@ def smollm2():
 @pytest.mark.slow
 def test_smollm2_q4_1_repack_is_exact(smollm2) -> None:
     model, _ = smollm2
-    layers = gguf_int4_layers(model, read_gguf(smollm2_path()), act_dtype=torch.float32)
-    assert len(layers) == 5 * model.config.n_layers  # every block matrix (the head is Q8_0)
+    layers = gguf_exact_layers(model, read_gguf(smollm2_path()), act_dtype=torch.float32)
+    assert len(layers) == 5 * model.config.n_layers + 1  # every block matrix, and the Q8_0 head
+    head = layers["output"]
+    assert isinstance(head, Int8Linear)
+    q, d = quantize_int8(model.output.weight.detach())  # re-quantizing Q8_0 gives it back
+    assert torch.equal(head.qs, q) and torch.equal(head.d, d.to(torch.float16))
     for name in ("layers.0.attention.wqkv", "layers.7.feed_forward.w2", "layers.29.attention.wo"):
         got = layers[name].dequantize()
         torch.testing.assert_close(
@@ -213,7 +217,7 @@ def test_smollm2_perplexity_of_quantized_modes(smollm2, shared_data: Path) -> No
     base = perplexity(model, ids)
     bf16 = perplexity(copy.deepcopy(model).to(torch.bfloat16), ids)
     int8 = perplexity(quantize_model(copy.deepcopy(model), "int8"), ids)
-    exact = gguf_int4_layers(model, read_gguf(smollm2_path()))
+    exact = gguf_exact_layers(model, read_gguf(smollm2_path()))
     int4 = perplexity(quantize_model(copy.deepcopy(model), "int4", exact=exact), ids)
     int4_fp16_head = perplexity(
         quantize_model(copy.deepcopy(model), "int4", exact=exact, head="fp16"), ids

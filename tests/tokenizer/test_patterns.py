@@ -56,3 +56,16 @@ def test_resolve_pattern() -> None:
         resolve_pattern("gpt3")
     with pytest.raises(LmforgeError, match="invalid pre-tokenizer regex"):
         resolve_pattern("(?<bad")
+
+
+def test_byte_unicode_map_round_trips_every_byte_and_rejects_strangers() -> None:
+    """The translate-table conversions agree with GPT-2's map, character by character."""
+    from lmforge.tokenizer.byte_unicode import bytes_to_unicode, token_to_str
+
+    table = bytes_to_unicode()
+    every = bytes(range(256))
+    assert token_to_str(every) == "".join(table[b] for b in every)
+    assert str_to_token(token_to_str(every * 2)) == every * 2
+    for stranger in (" ", "\x00", "€", "Ġa\x7f"):  # space and DEL are remapped, € is outside
+        with pytest.raises(KeyError):
+            str_to_token(stranger)

@@ -1,11 +1,12 @@
-"""GGUF Q4_0/Q4_1 blocks -> lmforge int4 layers, exactly (no second rounding).
+"""GGUF Q4_0/Q4_1/Q8_0 blocks -> lmforge int4/int8 layers, exactly (no second rounding).
 
 The bundled model's matrices are stored as Q4_1 blocks of 32, the very layout of
-`lmforge.model.quantize.Int4Linear`, so int4 decoding can use the file's blocks as they are:
+`lmforge.model.quantize.Int4Linear`, and its tied embedding/head as Q8_0, the layout of
+`Int8Linear`; so quantized decoding can use the file's blocks as they are:
 
     g = read_gguf(path)
     model = gguf_to_model(g)
-    quantize_model(model, "int4", exact=gguf_int4_layers(model, g))
+    quantize_model(model, "int4", exact=gguf_exact_layers(model, g))
 
 This lives with the file formats (not in the model room): it knows GGUF's tensor names, its
 block bytes and llama.cpp's q/k row permutation.
@@ -19,7 +20,7 @@ from torch import nn
 
 from lmforge.checkpoint.gguf import GGUFFile, GGUFTensor
 from lmforge.errors import LmforgeError
-from lmforge.model.quantize import BLOCK, Int4Linear
+from lmforge.model.quantize import BLOCK, Int4Linear, Int8Linear
 from lmforge.model.rope import interleaved_to_half
 
 INT4_QTYPES = (Q.Q4_0, Q.Q4_1)
@@ -43,6 +44,18 @@ def gguf_blocks_to_int4(tensor: GGUFTensor) -> tuple[torch.Tensor, torch.Tensor,
     else:
         m = blocks[..., 2:4].contiguous().view(torch.float16).float().squeeze(-1)
     return q, d, m
+
+
+def gguf_blocks_to_int8(tensor: GGUFTensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Q8_0 GGUF tensor -> (q int8 [N, K], d [N, K/32]) with w = d * q, as `quantize_int8`."""
+    if tensor.qtype != Q.Q8_0:
+        raise LmforgeError(f"tensor {tensor.name!r} is {tensor.qtype.name}, not Q8_0")
+    rows = tensor.data.reshape(-1, tensor.data.shape[-1])
+    n = rows.shape[0]
+    blocks = torch.from_numpy(rows.copy()).view(n, -1, tensor.type_size)  # [N, nb, 34]
+    d = blocks[..., 0:2].contiguous().view(torch.float16).squeeze(-1)  # [N, nb]
+    q = blocks[..., 2:].contiguous().view(torch.int8).reshape(n, -1)  # [N, K]
+    return q, d
 
 
 def is_int4_file(g: GGUFFile) -> bool:
@@ -75,21 +88,21 @@ def _gguf_sources(model: nn.Module, g: GGUFFile) -> dict[str, list[tuple[str, in
     return out
 
 
-def gguf_int4_layers(
+def gguf_exact_layers(
     model: nn.Module,
     g: GGUFFile,
     act_dtype: torch.dtype = torch.bfloat16,
     *,
     check: bool = True,
-) -> dict[str, Int4Linear]:
-    """Int4 layers built straight from a parsed GGUF file's Q4_0/Q4_1 blocks, for the layers of
-    `model` whose weights equal those blocks.
+) -> dict[str, Int4Linear | Int8Linear]:
+    """Int4 (from Q4_0/Q4_1) and int8 (from Q8_0) layers built straight from a parsed GGUF
+    file's blocks, for the layers of `model` whose weights equal those blocks.
 
     check: compare each layer's weights with the blocks, so a fine-tuned model is never
         silently replaced by the file's weights. `load_model`, which has just built the model
         from this very file, skips it (it is most of the repacking time).
     """
-    layers: dict[str, Int4Linear] = {}
+    layers: dict[str, Int4Linear | Int8Linear] = {}
     for name, sources in _gguf_sources(model, g).items():
         try:
             linear = model.get_submodule(name)
@@ -97,20 +110,35 @@ def gguf_int4_layers(
             continue
         if not isinstance(linear, nn.Linear) or linear.bias is not None:
             continue
-        parts = []
-        for tensor_name, heads in sources:
-            t = g.tensors.get(tensor_name)
-            if t is None or t.qtype not in INT4_QTYPES:
-                break
-            q, d, m = gguf_blocks_to_int4(t)
-            if heads:  # the same row permutation the loader applied to the float weights
-                q, d, m = (interleaved_to_half(x, heads) for x in (q, d, m))
-            parts.append((q, d, m))
+        tensors = [(g.tensors.get(tensor_name), heads) for tensor_name, heads in sources]
+        if any(t is None for t, _ in tensors):
+            continue
+        qtypes = {t.qtype for t, _ in tensors}
+        if qtypes <= set(INT4_QTYPES):
+            parts = [gguf_blocks_to_int4(t) for t, _ in tensors]
+        elif qtypes == {Q.Q8_0}:
+            parts = [gguf_blocks_to_int8(t) for t, _ in tensors]
         else:
-            q, d, m = (torch.cat(x) for x in zip(*parts, strict=True))
-            if q.shape != linear.weight.shape or (check and not _same(q, d, m, linear.weight)):
+            continue
+        # the same row permutation the loader applied to the float weights
+        parts = [
+            tuple(interleaved_to_half(x, heads) for x in part) if heads else part
+            for part, (_, heads) in zip(parts, tensors, strict=True)
+        ]
+        arrays = [torch.cat(x) for x in zip(*parts, strict=True)]
+        if arrays[0].shape != linear.weight.shape:
+            continue
+        if len(arrays) == 3:  # int4: q, d, m
+            if check and not _same(*arrays, linear.weight):
                 continue  # the model's weights are not the file's: quantize them normally
-            layers[name] = Int4Linear(q, d, m, BLOCK, q.shape[1], None, act_dtype)
+            layers[name] = Int4Linear(*arrays, BLOCK, arrays[0].shape[1], None, act_dtype)
+        else:  # int8: q, d
+            q, d = arrays
+            if check and not _same(
+                q, d.float(), torch.zeros_like(d, dtype=torch.float), linear.weight
+            ):
+                continue
+            layers[name] = Int8Linear(q, d, q.shape[1], None, act_dtype)
     return layers
 
 

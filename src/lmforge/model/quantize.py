@@ -308,7 +308,7 @@ def quantize_model(
     *,
     group_size: int = 32,
     act_dtype: torch.dtype = torch.bfloat16,
-    exact: dict[str, Int4Linear] | None = None,
+    exact: dict[str, Int4Linear | Int8Linear] | None = None,
     skip: tuple[str, ...] = (),
     head: str | None = "auto",
     float_prefill: bool = False,
@@ -317,10 +317,10 @@ def quantize_model(
 
     mode: "int8" (blocks of 32, Q8_0), "int4" (group-wise, group_size 32, 64 or 128, Q4_1's
         convention) or "fp16" (FBGEMM's packed fp16 weights; `Fp16Linear`).
-    exact: with int4, ready int4 layers by module name, used instead of quantizing those
-        layers a second time: the file's own Q4_0/Q4_1 blocks, repacked by
-        `lmforge.checkpoint.gguf_quant.gguf_int4_layers` (the others are quantized from their
-        float weights).
+    exact: ready int4/int8 layers by module name, used instead of quantizing those layers a
+        second time when their kind is the one asked for: the file's own Q4_0/Q4_1/Q8_0 blocks,
+        repacked by `lmforge.checkpoint.gguf_quant.gguf_exact_layers` (the others are
+        quantized from their float weights).
     skip: names of modules to leave in floating point (e.g. ("output",)).
     head: with int4, how to store the output head ("output"): "auto" (default: `default_head()`,
         int8 on lmforge's kernels), "fp16" (`Fp16Linear`), "int8", "int4", or None (floating
@@ -353,8 +353,13 @@ def quantize_model(
                     f"unknown head quantization {head!r} (choose from {', '.join(HEAD_MODES)})"
                 )
             layer_mode = head
-        if name in exact and layer_mode == "int4" and exact[name].group_size == group_size:
-            new: nn.Module = exact[name]
+        ready = exact.get(name)
+        if (
+            isinstance(ready, Int4Linear)
+            and layer_mode == "int4"
+            and ready.group_size == group_size
+        ) or (isinstance(ready, Int8Linear) and layer_mode == "int8"):
+            new: nn.Module = ready
         elif layer_mode == "fp16":
             new = Fp16Linear.from_linear(module)
         elif layer_mode == "int8":

@@ -8,10 +8,11 @@ run is incremental and finds every document unchanged. ``--store DIR`` picks ano
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
+
+from lmforge.assets import user_cache_dir
 
 SAMPLE_CORPUS = Path(__file__).resolve().parent / "sample_corpus"
 
@@ -23,8 +24,7 @@ QUESTIONS = [
 
 
 def default_store() -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "lmforge" / "demo-store"
+    return user_cache_dir() / "demo-store"
 
 
 def main(argv: list[str] | None = None) -> int:

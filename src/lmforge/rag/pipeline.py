@@ -14,14 +14,13 @@ embedder on a second thread meanwhile so a cold `ask` pays for the slower of the
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lmforge.assets import DEFAULT_MODEL
+from lmforge.assets import DEFAULT_MODEL, user_cache_dir
 from lmforge.errors import LmforgeError
 from lmforge.rag.answer import GroundedAnswerer
 from lmforge.rag.chunker import Chunker
@@ -47,8 +46,7 @@ def cache_path_for(store: Store) -> Path:
     directory = getattr(store, "directory", None)
     if directory is not None:
         return Path(directory) / "embedding_cache.sqlite"
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "lmforge" / "embedding_cache.sqlite"
+    return user_cache_dir() / "embedding_cache.sqlite"
 
 
 @dataclass

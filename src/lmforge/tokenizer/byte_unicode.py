@@ -33,22 +33,38 @@ def unicode_to_bytes() -> dict[str, int]:
     return {c: b for b, c in bytes_to_unicode().items()}
 
 
+# str.translate tables, so both conversions run at C speed (a GGUF vocabulary and its merges
+# are ~150k strings, converted on every model load).
 @lru_cache(maxsize=1)
-def _encode_table() -> list[str]:
-    table = bytes_to_unicode()
-    return [table[b] for b in range(256)]
+def _to_printable() -> dict[int, str]:
+    """Latin-1 character of a byte -> its printable character."""
+    return {b: c for b, c in bytes_to_unicode().items()}
+
+
+@lru_cache(maxsize=1)
+def _to_latin1() -> dict[int, str]:
+    """Printable character -> the Latin-1 character of its byte; every other character below 256
+    (not in the map) -> one that Latin-1 cannot encode, so that it fails like any stranger."""
+    table = {ord(c): chr(b) for c, b in unicode_to_bytes().items()}
+    for code in range(256):
+        table.setdefault(code, _OUTSIDE)
+    return table
+
+
+_OUTSIDE = "\uffff"
 
 
 def token_to_str(token: bytes) -> str:
     """Raw token bytes -> GPT-2 printable string (b" the" -> "Ġthe")."""
-    table = _encode_table()
-    return "".join(table[b] for b in token)
+    return token.decode("latin-1").translate(_to_printable())
 
 
 def str_to_token(text: str) -> bytes:
     """GPT-2 printable string -> raw bytes; KeyError for a character outside the map."""
-    table = unicode_to_bytes()
-    return bytes(table[c] for c in text)
+    try:
+        return text.translate(_to_latin1()).encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise KeyError(text[exc.start]) from None
 
 
 def byte_order() -> list[int]:

@@ -30,6 +30,7 @@ import regex
 from lmforge.errors import LmforgeError
 from lmforge.tokenizer.byte_unicode import str_to_token, token_to_str
 from lmforge.tokenizer.patterns import resolve_pattern
+from lmforge.tokenizer.reachable import unreachable_tokens
 
 AllowedSpecial = Literal["all", "none", "none_raise"] | set[str] | frozenset[str]
 
@@ -479,14 +480,15 @@ class Tokenizer:
             if tok in created:
                 raise _NoFastBackend(f"token {tok!r} is created by two merges")
             created[tok] = rank
-        reachable = {}
-        for tok, rank in created.items():
-            if tok not in self._encoder:
-                continue  # a merge whose result is not in the vocabulary never applies usefully
-            if self._merge(tok) == [tok]:
-                reachable[tok] = rank
-            elif self.ignore_merges:
-                raise _NoFastBackend("ignore_merges with tokens BPE cannot reach")
+        unreachable = unreachable_tokens(self.merges, self._merge)
+        if self.ignore_merges and any(t in self._encoder for t in unreachable):
+            raise _NoFastBackend("ignore_merges with tokens BPE cannot reach")
+        # a merge whose result is not in the vocabulary never applies usefully
+        reachable = {
+            tok: rank
+            for tok, rank in created.items()
+            if tok in self._encoder and tok not in unreachable
+        }
         if self.ignore_merges:
             extra = [t for t in self._encoder if len(t) > 1 and t not in created]
             if extra:
