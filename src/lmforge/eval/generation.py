@@ -95,12 +95,8 @@ def score_generation(text: str, golds: list[str], answer: dict[str, Any]) -> dic
 
 
 def _generator(lm: EvalModel):
-    try:
-        from lmforge.generate import Generator, SamplingParams
-    except ImportError as exc:
-        raise LmforgeError(
-            f"generation tasks need lmforge.generate, which is unavailable ({exc})"
-        ) from exc
+    from lmforge.generate import Generator, SamplingParams
+
     return Generator(lm.model, lm.tokenizer), SamplingParams
 
 
