@@ -1,9 +1,10 @@
 """The dependency rule of docs/architecture.md, read from the source.
 
-Every `import` in `src/lmforge` (at module level or inside a function: a lazy import is still a
-dependency; only imports under `if TYPE_CHECKING:` are left out) becomes an edge between two modules. Rooms stand on floors; a room may import its own
-modules and rooms on lower floors, never a higher one, and no chain of imports may come back to
-where it started. Same-floor imports between rooms are allowed while the room graph stays acyclic.
+Every `import` in `src/lmforge` becomes an edge between two modules: at module level, inside a
+function (a lazy import is still a dependency) or under `if TYPE_CHECKING:` (a type annotation
+names the module it comes from). Rooms stand on floors; a room may import its own modules and
+rooms on lower floors, never a higher one, and no chain of imports may come back to where it
+started. Same-floor imports between rooms are allowed while the room graph stays acyclic.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def imported_modules(path: Path, modules: set[str]) -> set[str]:
     here = module_name(path)
     package = here if path.name == "__init__.py" else here.rpartition(".")[0]
     found: set[str] = set()
-    for node in runtime_nodes(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -72,19 +73,6 @@ def imported_modules(path: Path, modules: set[str]) -> set[str]:
                 sub = f"{base}.{alias.name}"
                 found.add(sub if sub in modules else base)
     return {m for m in found if m in modules and m != here}
-
-
-def runtime_nodes(tree: ast.AST):
-    """Every node except those under `if TYPE_CHECKING:`, which type checkers alone import."""
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        yield node
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
-                stack.extend(child.orelse)
-            else:
-                stack.append(child)
 
 
 def import_graph() -> dict[str, set[str]]:

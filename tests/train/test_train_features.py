@@ -35,14 +35,14 @@ def test_outputs_of_a_run(char_data, tmp_path):
 
 
 def test_moe_trains_and_every_expert_learns(char_data, tmp_path):
-    from lmforge.train.trainer import Trainer
+    from lmforge.train import Trainer, default_callbacks
 
     cfg = tiny_config(
         char_data,
         model={"n_experts": 4, "n_experts_per_token": 2, "moe_aux_loss_weight": 0.01},
         train={"max_iters": 8},
     )
-    trainer = Trainer(cfg, tmp_path)
+    trainer = Trainer(cfg, tmp_path, default_callbacks(cfg))  # metrics.jsonl is read below
     before = {
         n: p.detach().clone() for n, p in trainer.raw_model.named_parameters() if ".experts." in n
     }

@@ -18,14 +18,14 @@ _EXPORTS = {
     "load_config": "config",
     "parse_override": "config",
     "set_key": "config",
-    "Callback": "callbacks",
+    "Callback": "trainer",
     "default_callbacks": "callbacks",
     "OBJECTIVES": "objectives",
     "Objective": "objectives",
     "build_objective": "objectives",
     "Trainer": "trainer",
     "TrainResult": "trainer",
-    "train": "trainer",
+    "train": "run",
 }
 __all__ = sorted(_EXPORTS)
 

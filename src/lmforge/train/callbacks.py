@@ -1,6 +1,7 @@
 """Callbacks: everything a run does besides training, as small classes with hooks.
 
-Trainer.fit calls these hooks on every callback, in list order, on every rank:
+Each subclasses `lmforge.train.trainer.Callback`, the loop's hook interface. Trainer.fit calls
+the hooks on every callback, in list order, on every rank:
 
     on_train_start(trainer)           after set-up and resume, before the first step
     on_evaluate(trainer, record)      on evaluation steps: add val_* fields to the step's record
@@ -20,11 +21,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -32,44 +31,8 @@ from lmforge.checkpoint import save_pretrained
 from lmforge.errors import LmforgeError
 from lmforge.model import Transformer
 from lmforge.train import distributed as D
-
-if TYPE_CHECKING:
-    from lmforge.train.config import TrainConfig
-    from lmforge.train.trainer import Trainer
-
-
-def _process_start() -> float:
-    """Wall-clock time this process started (Linux /proc), so elapsed_s includes imports."""
-    try:
-        with open("/proc/self/stat", encoding="ascii") as f:
-            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
-        with open("/proc/uptime", encoding="ascii") as f:
-            uptime = float(f.read().split()[0])
-        return time.time() - uptime + start_ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return time.time()
-
-
-PROCESS_START = _process_start()
-
-
-class Callback:
-    """The hooks, each doing nothing: a callback overrides the ones it needs."""
-
-    def on_train_start(self, trainer: Trainer) -> None:
-        pass
-
-    def on_evaluate(self, trainer: Trainer, record: dict) -> None:
-        pass
-
-    def on_log(self, trainer: Trainer, record: dict) -> None:
-        pass
-
-    def on_step_end(self, trainer: Trainer) -> None:
-        pass
-
-    def on_train_end(self, trainer: Trainer) -> None:
-        pass
+from lmforge.train.config import TrainConfig
+from lmforge.train.trainer import PROCESS_START, Callback, Trainer
 
 
 def default_callbacks(cfg: TrainConfig) -> list[Callback]:

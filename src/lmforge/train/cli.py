@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from lmforge.train.config import load_config
-    from lmforge.train.trainer import train
+    from lmforge.train.run import train
 
     cfg = load_config(args.config, args.overrides)
     if args.fresh:

@@ -1,7 +1,7 @@
 """The training loop: one loop for every objective, with callbacks for everything else.
 
-    from lmforge.train import load_config, train
-    result = train(load_config("configs/shakespeare_char.toml"), "runs/shakespeare")
+    trainer = Trainer(cfg, "runs/char", callbacks)   # lmforge.train.run.train: the defaults
+    result = trainer.fit()
 
 Per optimizer step: `grad_accum` micro-batches (the objective's loss under autocast, / grad_accum,
 backward; DDP syncs gradients only on the last), unscale (fp16 GradScaler), clip, AdamW step,
@@ -29,6 +29,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,13 +43,46 @@ from lmforge.data.shards import read_meta
 from lmforge.errors import LmforgeError
 from lmforge.model import Transformer
 from lmforge.train import distributed as D
-from lmforge.train.callbacks import PROCESS_START, Callback, default_callbacks
 from lmforge.train.config import TrainConfig, model_config, to_toml
 from lmforge.train.data_setup import resolve_data
 from lmforge.train.objectives import build_objective
 from lmforge.train.optim import build_optimizer, build_scheduler
 
 CHECKPOINT = "checkpoint/state.pt"
+
+
+def _process_start() -> float:
+    """Wall-clock time this process started (Linux /proc), so elapsed_s includes imports."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime", encoding="ascii") as f:
+            uptime = float(f.read().split()[0])
+        return time.time() - uptime + start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return time.time()
+
+
+PROCESS_START = _process_start()
+
+
+class Callback:
+    """The hooks, each doing nothing: a callback overrides the ones it needs."""
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        pass
+
+    def on_evaluate(self, trainer: Trainer, record: dict) -> None:
+        pass
+
+    def on_log(self, trainer: Trainer, record: dict) -> None:
+        pass
+
+    def on_step_end(self, trainer: Trainer) -> None:
+        pass
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        pass
 
 
 @dataclass
@@ -70,13 +104,13 @@ class StepOutput:
 
 class Trainer:
     def __init__(
-        self, cfg: TrainConfig, out_dir: str | Path, callbacks: list[Callback] | None = None
+        self, cfg: TrainConfig, out_dir: str | Path, callbacks: Sequence[Callback] = ()
     ) -> None:
         cfg.validate()
         self.cfg = cfg
         self.out = Path(out_dir)
         self.objective = build_objective(cfg.train.objective)
-        self.callbacks = default_callbacks(cfg) if callbacks is None else callbacks
+        self.callbacks = list(callbacks)  # lmforge.train.run.train adds the default ones
         t = cfg.train
         if t.num_threads:
             torch.set_num_threads(t.num_threads)
@@ -312,14 +346,3 @@ def set_rng_state(state: dict, device: torch.device) -> None:
     random.setstate(state["python"])
     if "cuda" in state and device.type == "cuda":
         torch.cuda.set_rng_state(state["cuda"], device)
-
-
-def train(
-    cfg: TrainConfig, out_dir: str | Path, callbacks: list[Callback] | None = None
-) -> TrainResult:
-    """Run (or resume) a training run; under torchrun every rank calls this."""
-    trainer = Trainer(cfg, out_dir, callbacks)
-    try:
-        return trainer.fit()
-    finally:
-        D.cleanup(trainer.dist)
