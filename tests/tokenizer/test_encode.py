@@ -152,19 +152,20 @@ def _hf(tok: Tokenizer, tmp_path: Path) -> HFTokenizer:
     return HFTokenizer.from_file(str(tmp_path / "tokenizer.json"))
 
 
+def _with_shuffled_ids(tok: Tokenizer, seed: int, specials: dict[str, int]) -> Tokenizer:
+    """The same vocabulary and merges under permuted ids: ids no longer follow merge order."""
+    ids = list(tok.vocab)
+    perm = ids[:]
+    random.Random(seed).shuffle(perm)
+    vocab = {new: tok.vocab[old] for old, new in zip(ids, perm, strict=True)}
+    return Tokenizer(vocab, merges=tok.merges, special_tokens=specials)
+
+
 def test_fast_backend_maps_ids_not_in_merge_order(
     trained: Tokenizer, python_docs: str, tmp_path: Path
 ) -> None:
     """Shuffle the ids: the fast backend needs a rank->id table and must still agree."""
-    rng = random.Random(0)
-    ids = list(trained.vocab)
-    perm = ids[:]
-    rng.shuffle(perm)
-    shuffled = Tokenizer(
-        {new: trained.vocab[old] for old, new in zip(ids, perm, strict=True)},
-        merges=trained.merges,
-        special_tokens={"<|endoftext|>": 0},
-    )
+    shuffled = _with_shuffled_ids(trained, seed=0, specials={"<|endoftext|>": 0})
     text = python_docs[100_000:140_000] + "<|endoftext|>x"
     fast = shuffled.encode(text, "all", backend="fast")
     assert shuffled._fast_table is not None
@@ -232,15 +233,9 @@ def test_encode_lines_is_encode_of_each_line(
 def test_encode_lines_with_specials_and_a_rank_table(trained: Tokenizer, python_docs: str) -> None:
     """Special tokens inside lines, ids that need the rank->id table, the python backend, and
     the error for a forbidden special token."""
-    rng = random.Random(1)
-    ids = list(trained.vocab)
-    perm = ids[:]
-    rng.shuffle(perm)
-    shuffled = Tokenizer(
-        {new: trained.vocab[old] for old, new in zip(ids, perm, strict=True)},
-        merges=trained.merges,
-        special_tokens={"<|endoftext|>": 0, "<|a\nb|>": max(ids) + 1},
-    )
+    top = max(trained.vocab)
+    specials = {"<|endoftext|>": 0, "<|a\nb|>": top + 1}
+    shuffled = _with_shuffled_ids(trained, seed=1, specials=specials)
     text = python_docs[:20_000].replace("\n\n", "\n<|endoftext|> x\n") + "<|a\nb|>"
     for tok in (trained, shuffled):
         for allowed in ("all", "none"):

@@ -142,7 +142,7 @@ class Indexer:
         self.allowed_groups = list(allowed_groups) if allowed_groups is not None else None
         self.include = list(include)
         self.exclude = list(exclude)
-        self.batch_chunks = batch_chunks
+        self.batch_chunks = max(1, batch_chunks)
         self.progress = progress
 
     def _settings_fingerprint(self) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,36 +82,19 @@ class Pipeline:
         return cls(store, emb)
 
     def indexer(
-        self,
-        *,
-        chunk_tokens: int = 200,
-        overlap_tokens: int = 32,
-        meta: dict[str, Any] | None = None,
-        allowed_groups: Sequence[str] | None = None,
-        include: Sequence[str] = (),
-        exclude: Sequence[str] = (),
-        batch_chunks: int = 256,
-        progress: bool = True,
+        self, *, chunk_tokens: int = 200, overlap_tokens: int = 32, **options: Any
     ) -> Indexer:
-        """An incremental indexer into the store, with the embedding cache beside it."""
+        """An incremental indexer into the store, with the embedding cache beside it.
+        ``options`` go to `Indexer` (meta, allowed_groups, include, exclude, batch_chunks,
+        progress)."""
         chunker = Chunker(
             self.embedder.count_tokens,
             # room for the embedder's special tokens
             max_tokens=min(chunk_tokens, self.embedder.max_tokens - 8),
             overlap_tokens=overlap_tokens,
         )
-        return Indexer(
-            self.store,
-            self.embedder,
-            chunker,
-            cache=EmbeddingCache(cache_path_for(self.store)),
-            meta=meta,
-            allowed_groups=allowed_groups,
-            include=include,
-            exclude=exclude,
-            batch_chunks=max(1, batch_chunks),
-            progress=progress,
-        )
+        cache = EmbeddingCache(cache_path_for(self.store))
+        return Indexer(self.store, self.embedder, chunker, cache=cache, **options)
 
     def retriever(
         self,
