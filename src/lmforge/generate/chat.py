@@ -1,4 +1,4 @@
-"""ChatModel: a model handle + a Generator, the small interface RAG, the CLI and the server use.
+"""ChatModel: a model handle + a Generator, the small interface RAG, eval and the CLI use.
 
 chat = load_chat_model()          # the bundled default model; precision/quantization: fastest good
 chat.chat([{"role": "user", "content": "What is RAG?"}], max_new_tokens=64)
@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from lmforge.assets import DEFAULT_MODEL, precision_name
+from lmforge.assets import DEFAULT_MODEL
 from lmforge.checkpoint import ModelHandle
 from lmforge.errors import LmforgeError
 from lmforge.generate.engine import GenerationResult, Generator
@@ -120,6 +120,5 @@ def load_chat_model(
     """
     from lmforge.checkpoint import load_model
 
-    precision_name(precision)  # a bad name fails before the file is read
     handle = load_model(spec, precision=precision, quantize=quantize, group_size=group_size)
     return ChatModel(handle)
