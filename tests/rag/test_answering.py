@@ -10,6 +10,7 @@ import re
 
 import pytest
 
+from lmforge.errors import LmforgeError
 from lmforge.rag.answer import (
     REFUSAL,
     GroundedAnswerer,
@@ -171,6 +172,25 @@ def test_model_refusal_with_strong_retrieval_uses_extractive(retriever):
         "How long is the Aletsch Glacier?"
     )
     assert not answer.refused and "23 kilometres" in answer.answer
+
+
+def test_the_question_is_embedded_once_per_ask(retriever, monkeypatch):
+    """The retriever's query vector serves the answer checks too (no second embedding)."""
+    seen: list[str] = []
+    embed = retriever.embedder.embed
+    monkeypatch.setattr(
+        retriever.embedder, "embed", lambda texts: seen.extend(texts) or embed(texts)
+    )
+    question = "How long is the Aletsch Glacier?"
+    answer = GroundedAnswerer(retriever, ScriptedChat(REFUSAL)).ask(question)
+    assert answer.mode == "extractive"  # the path that compares sentences with the question
+    assert seen.count(question) == 1
+
+
+def test_answerer_needs_hits_that_carry_their_similarity(retriever):
+    lexical_only = HybridRetriever(retriever.store, retriever.embedder, similarity=False)
+    with pytest.raises(LmforgeError, match="similarity"):
+        GroundedAnswerer(lexical_only, None)
 
 
 def test_weak_retrieval_refuses_without_calling_the_model(retriever):

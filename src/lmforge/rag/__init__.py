@@ -32,7 +32,6 @@ _EXPORTS = {
     "parse_filters": "lmforge.rag.filters",
     "reciprocal_rank_fusion": "lmforge.rag.fusion",
     "Pipeline": "lmforge.rag.pipeline",
-    "load_chat": "lmforge.rag.pipeline",
     "ChatModel": "lmforge.rag.types",
     "Hit": "lmforge.rag.types",
 }

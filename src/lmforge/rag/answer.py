@@ -344,6 +344,8 @@ class GroundedAnswerer:
             raise LmforgeError(f"unknown --unsupported mode {unsupported!r} (drop, flag)")
         if style not in {"sentence", "short"}:
             raise LmforgeError(f"unknown answer style {style!r} (sentence, short)")
+        if not retriever.similarity:
+            raise LmforgeError("the answerer's relevance check needs hits with similarity=True")
         self.retriever = retriever
         self.embedder = retriever.embedder
         self.chat_model = chat_model
@@ -355,6 +357,7 @@ class GroundedAnswerer:
         self.style = style
         # the checks embed the same source sentences for many claims: compute each once
         sentence_embedder = MemoEmbedder(self.embedder) if self.embedder is not None else None
+        self.sentence_embedder = sentence_embedder
         self.checker = checker or SupportChecker(sentence_embedder)
         self.relevance_ratio = relevance_ratio
         self.extractive = ExtractiveAnswerer(sentence_embedder)
@@ -371,7 +374,7 @@ class GroundedAnswerer:
         question's content words."""
         best = 0.0
         for hit in result.hits:
-            cosine = hit.similarity or 0.0
+            cosine = hit.similarity
             coverage = lexical_support(question, f"{hit.chunk.title} {hit.chunk.text}")
             best = max(best, cosine, coverage - 0.3)
         return best
@@ -383,6 +386,9 @@ class GroundedAnswerer:
         result = self.retriever.run(question, k=self.k, filters=filters, principal=principal)
         timings = {f"retrieve_{k}": v for k, v in result.timings_ms.items()}
         hits = result.hits
+        if result.query_vector is not None and self.sentence_embedder is not None:
+            # the checks compare answer sentences with the question too: embed it once
+            self.sentence_embedder.remember(question, result.query_vector)
         if not hits or self.relevance(question, result) < self.min_relevance:
             timings["total"] = _ms(t_all)
             return Answer(REFUSAL, True, [], hits, timings, mode="refused")

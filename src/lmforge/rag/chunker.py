@@ -15,6 +15,7 @@ import itertools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from lmforge.rag.types import Block, Chunk, LoadedDocument
 
@@ -77,6 +78,15 @@ class Chunker:
         self.count_tokens = count_tokens or whitespace_token_count
         self.max_tokens = max_tokens
         self.overlap_tokens = min(overlap_tokens, max_tokens // 2)
+
+    @classmethod
+    def for_embedder(
+        cls, embedder: Any, max_tokens: int = 200, overlap_tokens: int = 32
+    ) -> Chunker:
+        """Chunks counted in the embedder's tokens and within its input limit (less room for
+        its special tokens)."""
+        limit = min(max_tokens, embedder.max_tokens - 8)
+        return cls(embedder.count_tokens, max_tokens=limit, overlap_tokens=overlap_tokens)
 
     def __call__(self, doc: LoadedDocument, doc_id: str) -> list[Chunk]:
         return self.run(doc, doc_id)

@@ -277,6 +277,11 @@ class MemoEmbedder:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return self.embedder.count_tokens(texts)
 
+    def remember(self, text: str, vector: np.ndarray) -> None:
+        """Take a vector computed elsewhere (the retriever's query vector) as this text's."""
+        if len(self._vectors) < self.max_items:
+            self._vectors[text] = vector
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)

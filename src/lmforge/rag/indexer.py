@@ -134,9 +134,7 @@ class Indexer:
     ):
         self.store = store
         self.embedder = embedder
-        self.chunker = chunker or Chunker(
-            embedder.count_tokens, max_tokens=min(200, embedder.max_tokens - 8)
-        )
+        self.chunker = chunker or Chunker.for_embedder(embedder)
         self.cache = cache
         self.meta = dict(meta or {})
         self.allowed_groups = list(allowed_groups) if allowed_groups is not None else None

@@ -4,11 +4,12 @@ Every front end (`lmforge index`/`ask`, the demo, `lmforge eval rag`, the benchm
 server) wires the components here and nowhere else:
 
     with Pipeline.open("store/", create=False) as rag:
-        answer = rag.answerer(load_chat()).ask("How do I create a virtual environment?")
+        answer = rag.answerer(rag.load_chat()).ask("How do I create a virtual environment?")
 
 Opening is cheap: the store opens, the embedder is named but loads on first use, and the chat
-model loads only when asked for (`load_chat`, or a model name given to `answerer`, which loads the
-embedder on a second thread meanwhile so a cold `ask` pays for the slower of the two, not both).
+model loads only when asked for (`Pipeline.load_chat`, or a model name given to `answerer`), with
+the embedder loading on a second thread meanwhile, so a cold `ask` pays for the slower of the
+two, not both.
 """
 
 from __future__ import annotations
@@ -28,16 +29,6 @@ from lmforge.rag.indexer import Indexer
 from lmforge.rag.retriever import HybridRetriever, LLMReranker
 from lmforge.rag.stores import Store, open_store
 from lmforge.rag.types import ChatModel
-
-
-def load_chat(
-    spec: str | Path = DEFAULT_MODEL, *, precision: str = "auto", quantize: str | None = "auto"
-) -> ChatModel:
-    """The chat model for answering (`lmforge.generate.load_chat_model`)."""
-    # imported here: generation pulls in the model room, which `lmforge index` never needs
-    from lmforge.generate import load_chat_model
-
-    return load_chat_model(spec, precision=precision, quantize=quantize)
 
 
 def cache_path_for(store: Store) -> Path:
@@ -87,12 +78,7 @@ class Pipeline:
         """An incremental indexer into the store, with the embedding cache beside it.
         ``options`` go to `Indexer` (meta, allowed_groups, include, exclude, batch_chunks,
         progress)."""
-        chunker = Chunker(
-            self.embedder.count_tokens,
-            # room for the embedder's special tokens
-            max_tokens=min(chunk_tokens, self.embedder.max_tokens - 8),
-            overlap_tokens=overlap_tokens,
-        )
+        chunker = Chunker.for_embedder(self.embedder, chunk_tokens, overlap_tokens)
         cache = EmbeddingCache(cache_path_for(self.store))
         return Indexer(self.store, self.embedder, chunker, cache=cache, **options)
 
@@ -131,7 +117,7 @@ class Pipeline:
         **options: Any,
     ) -> GroundedAnswerer:
         """A grounded answerer. ``chat_model`` is a loaded model, a model name or path to load
-        (`load_chat` with ``precision``/``quantize``), or None to answer extractively. ``options``
+        (`Pipeline.load_chat` with ``precision``/``quantize``), or None to answer extractively. ``options``
         go to `GroundedAnswerer` (k, style, unsupported, min_relevance, ...)."""
         if isinstance(chat_model, str | Path):
             chat_model = self.load_chat(chat_model, precision=precision, quantize=quantize)
@@ -149,12 +135,16 @@ class Pipeline:
         precision: str = "auto",
         quantize: str | None = "auto",
     ) -> ChatModel:
-        """`load_chat`, with the embedder loading on a second thread meanwhile (a cold ask needs
-        both; most of each load is file reading and torch kernels, which release the GIL)."""
+        """The chat model for answering (`lmforge.generate.load_chat_model`), with the embedder
+        loading on a second thread meanwhile (a cold ask needs both; most of each load is file
+        reading and torch kernels, which release the GIL)."""
+        # imported here: generation pulls in the model room, which `lmforge index` never needs
+        from lmforge.generate import load_chat_model
+
         warm = threading.Thread(target=_warm_up, args=(self.embedder,), daemon=True)
         warm.start()
         try:
-            return load_chat(spec, precision=precision, quantize=quantize)
+            return load_chat_model(spec, precision=precision, quantize=quantize)
         finally:
             warm.join()
 

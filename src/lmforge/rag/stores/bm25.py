@@ -27,8 +27,8 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-# These mirror the SQLite store's FTS5 table (tokenize=, column order) and its bm25() weights;
-# tests/rag/test_store_bm25_parity.py fails if the two stores stop agreeing.
+# The SQLite store builds its FTS5 table (tokenize=, column order) and its bm25() call from these;
+# tests/rag/test_store_bm25_parity.py checks that the two stores rank alike.
 TOKENIZER = "porter unicode61"
 COLUMNS = ("text", "title", "section")
 WEIGHTS = (1.0, 0.3, 0.5)
@@ -69,17 +69,14 @@ def tokenize_rows(rows: Sequence[Sequence[str]]) -> list[RowTokens]:
 
 def query_phrases(words: Iterable[str]) -> list[tuple[str, ...]]:
     """The FTS5 phrase (its tokens, in order) of each query word; words without tokens dropped."""
-    words = list(words)
     phrases = []
-    with _fts5() as conn:
-        for word in words:
-            conn.execute("DELETE FROM t")
-            conn.execute(
-                "INSERT INTO t(rowid, text, title, section) VALUES (1, ?, '', '')", (word,)
-            )
-            tokens = [term for (term,) in conn.execute("SELECT term FROM v ORDER BY offset")]
-            if tokens:
-                phrases.append(tuple(tokens))
+    for tokens in tokenize_rows([(word, "", "") for word in words]):
+        # every position of every term: a term may repeat inside one word ("aa_aa")
+        by_offset = sorted(
+            (offset, term) for term, columns in tokens.positions.items() for offset in columns[0]
+        )
+        if by_offset:
+            phrases.append(tuple(term for _, term in by_offset))
     return phrases
 
 

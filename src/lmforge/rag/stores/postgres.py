@@ -230,8 +230,10 @@ class PostgresStore:
         doc_ids = [record.doc_id for record, _, _ in latest]
         rows = [chunk_row(record.doc_id, c) for record, chunks, _ in latest for c in chunks]
         vectors = [v for _, chunks, vs in latest for _, v in zip(chunks, vs, strict=True)]
-        # The columns of the SQLite store's FTS5 table: text, title, section.
-        tokens = bm25.tokenize_rows([(r[3], r[8], r[6]) for r in rows])
+        # the SQLite store's FTS5 columns (bm25.COLUMNS), the section as chunk_row writes it
+        tokens = bm25.tokenize_rows(
+            [(c.text, c.title, json.dumps(list(c.section))) for _, cs, _ in latest for c in cs]
+        )
         with self.conn.transaction(), self.conn.cursor() as cur:
             # Writers take the corpus row first, so they queue here instead of deadlocking later.
             cur.execute(f"SELECT 1 FROM {self._t('corpus')} FOR UPDATE")

@@ -21,19 +21,20 @@ import numpy as np
 
 from lmforge.errors import LmforgeError
 from lmforge.rag.filters import Condition, Filters, Principal
+from lmforge.rag.stores import bm25
 from lmforge.rag.stores.base import FILTER_COLUMNS, chunk_row
 from lmforge.rag.stores.vectors import VectorIndex
 from lmforge.rag.text import query_terms
 from lmforge.rag.types import Chunk, DocumentRecord
 
-SCHEMA = """
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS documents (
     doc_id TEXT PRIMARY KEY,
     title TEXT NOT NULL,
     content_hash TEXT NOT NULL,
     mtime REAL,
-    meta TEXT NOT NULL DEFAULT '{}',
+    meta TEXT NOT NULL DEFAULT '{{}}',
     allowed TEXT NOT NULL DEFAULT '[]',
     public INTEGER NOT NULL DEFAULT 1,
     n_chunks INTEGER NOT NULL DEFAULT 0,
@@ -58,7 +59,7 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
-    text, title, section, content='chunks', content_rowid='rowid', tokenize='porter unicode61'
+    {", ".join(bm25.COLUMNS)}, content='chunks', content_rowid='rowid', tokenize='{bm25.TOKENIZER}'
 );
 CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
     INSERT INTO chunks_fts(rowid, text, title, section) VALUES (new.rowid, new.text, new.title, new.section);
@@ -68,9 +69,9 @@ CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
 END;
 """
 
-# BM25 column weights: body text counts fully, the title and section path (repeated on every chunk
-# of a document) a little.
-_BM25 = "bm25(chunks_fts, 1.0, 0.3, 0.5)"
+# BM25 column weights (`bm25.WEIGHTS`): body text counts fully, the title and section path
+# (repeated on every chunk of a document) a little.
+_BM25 = f"bm25(chunks_fts, {', '.join(map(str, bm25.WEIGHTS))})"
 
 
 class SQLiteStore:
