@@ -62,7 +62,7 @@ def run(answerer: GroundedAnswerer, questions, show: int = 0) -> dict:
         t = time.perf_counter()
         answer = answerer.ask(question)
         latencies.append((time.perf_counter() - t) * 1000)
-        docs = [h.chunk.doc_id for h in answer.retrieved]
+        docs = [h.chunk.path for h in answer.retrieved]
         hit1 += bool(docs[:1] and docs[0] == gold_doc)
         hit5 += gold_doc in docs[:5]
         prediction = answer_text(answer)

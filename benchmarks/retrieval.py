@@ -77,7 +77,7 @@ def main() -> None:
         t = time.perf_counter()
         for q in query_ids:
             hits = retriever.run(queries[int(q) - 1], k=200, principal=ANONYMOUS).hits
-            ranked = list(dict.fromkeys(h.chunk.doc_id.removesuffix(".txt") for h in hits))
+            ranked = list(dict.fromkeys(h.chunk.path.removesuffix(".txt") for h in hits))
             rankings[q] = ranked[:100]
         per_query = (time.perf_counter() - t) / len(query_ids) * 1000
         name = {

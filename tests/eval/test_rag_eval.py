@@ -14,7 +14,7 @@ from lmforge.eval.tasks import RagExample
 
 @dataclass
 class _Chunk:
-    doc_id: str
+    path: str  # relative to its source, as the store returns it
     text: str
 
 

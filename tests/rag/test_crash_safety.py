@@ -83,7 +83,7 @@ def test_kill_during_ingestion_then_rerun(store_url, tmp_path):
     # Whatever was committed is whole: every stored document has all its chunks, and is searchable.
     for doc_id in store.document_hashes():
         record = store.get_document(doc_id)
-        number = int(doc_id[3:6])
+        number = int(record.path[3:6])
         hits = store.lexical_search(f"uniq{number}x", 5, parse_filters(None), ANONYMOUS)
         assert [store.get_chunks([c])[c].doc_id for c, _ in hits] == [doc_id]
         assert record.n_chunks >= 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import random
 
 import numpy as np
 import pytest
@@ -34,8 +34,16 @@ def index(store, embedder, paths, tmp_path, **kwargs):
 def test_incremental_reindex(store_url, corpus, embedder, tmp_path):
     store = open_store(store_url)
     first = index(store, embedder, [corpus], tmp_path)
+    # Documents are named by source (the folder's name) and path inside it.
     assert sorted(first.added) == sorted(
-        ["volcanoes.md", "photosynthesis.rst", "glaciers.txt", "internal/salaries.md", "page.html"]
+        f"docs/{name}"
+        for name in [
+            "volcanoes.md",
+            "photosynthesis.rst",
+            "glaciers.txt",
+            "internal/salaries.md",
+            "page.html",
+        ]
     )
     assert first.skipped == []
     before = {
@@ -55,20 +63,20 @@ def test_incremental_reindex(store_url, corpus, embedder, tmp_path):
         "Glaciers on Mars are buried under dust.\n\nThe Perito Moreno glacier in Patagonia still advances.\n"
     )
     third = index(store, embedder, [corpus], tmp_path)
-    assert third.updated == ["glaciers.txt"] and third.added == []
+    assert third.updated == ["docs/glaciers.txt"] and third.added == []
     hits = store.lexical_search("Aletsch", 10, parse_filters(None), ANONYMOUS)
     assert hits == []
     new = store.lexical_search("Perito Moreno", 10, parse_filters(None), ANONYMOUS)
-    assert new and all(store.get_chunks([c])[c].doc_id == "glaciers.txt" for c, _ in new)
+    assert new and all(store.get_chunks([c])[c].path == "glaciers.txt" for c, _ in new)
     assert not set(before) & set(store.get_chunks([c for c, _ in new]))
 
     # Pruning removes documents whose files are gone (and only with --prune).
     (corpus / "page.html").unlink()
     kept = index(store, embedder, [corpus], tmp_path)
-    assert kept.removed == [] and store.get_document("page.html") is not None
+    assert kept.removed == [] and store.get_document("docs/page.html") is not None
     pruned = Indexer(store, embedder, progress=False).run([str(corpus)], prune=True)
-    assert pruned.removed == ["page.html"]
-    assert store.get_document("page.html") is None
+    assert pruned.removed == ["docs/page.html"]
+    assert store.get_document("docs/page.html") is None
     assert store.lexical_search("Camellia", 10, parse_filters(None), ANONYMOUS) == []
     assert store.stats()["documents"] == 4
     store.close()
@@ -93,16 +101,16 @@ def test_acl_never_leaks(store_url, corpus, embedder, tmp_path):
         ids += [c for c, _ in store.dense_search(qvec, 100, none, who)]
         retriever = HybridRetriever(store, embedder, candidates=100)
         ids += [h.chunk.chunk_id for h in retriever.run(secret, k=100, principal=who).hits]
-        docs = {c.doc_id for c in store.get_chunks(ids).values()}
+        docs = {c.path for c in store.get_chunks(ids).values()}
         assert "internal/salaries.md" not in docs, who
         answer = GroundedAnswerer(retriever, None, min_relevance=0.0).ask(secret, principal=who)
         assert "Zorblax" not in json.dumps(answer.to_json()), who
     # Allowed readers do see it: through the group, or through an explicit user entry.
     for who in [Principal("alice", ("hr",)), Principal("bob", ("eng", "hr"))]:
         ids = [c for c, _ in store.lexical_search(secret, 5, none, who)]
-        assert "internal/salaries.md" in {c.doc_id for c in store.get_chunks(ids).values()}
+        assert "internal/salaries.md" in {c.path for c in store.get_chunks(ids).values()}
         dense = [c for c, _ in store.dense_search(qvec, 1, none, who)]
-        assert store.get_chunks(dense)[dense[0]].doc_id == "internal/salaries.md"
+        assert store.get_chunks(dense)[dense[0]].path == "internal/salaries.md"
     store.close()
 
 
@@ -114,7 +122,7 @@ def test_filters(store_url, corpus, embedder, tmp_path):
 
     def docs(filters, principal=hr):
         return {
-            h.chunk.doc_id
+            h.chunk.path
             for h in retriever.run(
                 "facts about nature and work", k=50, filters=filters, principal=principal
             ).hits
@@ -144,7 +152,9 @@ def test_filters(store_url, corpus, embedder, tmp_path):
 
 def test_bad_files_skipped_and_reported(store_url, corpus, embedder, tmp_path, cli, ask_json):
     (corpus / "binary.txt").write_bytes(b"\x00\x01\x02garbage\x00" * 20)
-    (corpus / "latin1.txt").write_bytes("caf\xe9 au lait".encode("latin-1"))
+    (corpus / "noise.txt").write_bytes(
+        bytes(b for b in random.Random(0).randbytes(4000) if b)[:2000]
+    )
     (corpus / "empty.md").write_text("   \n\n")
     (corpus / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
     (corpus / "dangling.txt").symlink_to(corpus / "does-not-exist.txt")  # unreadable, even for root
@@ -154,10 +164,10 @@ def test_bad_files_skipped_and_reported(store_url, corpus, embedder, tmp_path, c
     assert "5 skipped" in out
     for name, reason in [
         ("binary.txt", "binary"),
-        ("latin1.txt", "not UTF-8"),
+        ("noise.txt", "undecodable"),
         ("empty.md", "empty"),
         ("broken.pdf", "PDF"),
-        ("dangling.txt", "unreadable"),
+        ("dangling.txt", "broken symbolic link"),
     ]:
         line = next(line for line in out.splitlines() if name in line)
         assert reason in line, line
@@ -180,7 +190,7 @@ def test_refusal_and_json_contract(store_url, corpus, embedder, tmp_path, cli, a
         and "Pompeii" in result["answer"]
     )
     assert result["citations"] and all(
-        set(c) == {"n", "source", "title", "chunk_id", "quote"}
+        set(c) == {"n", "source", "source_name", "title", "chunk_id", "quote"}
         and isinstance(c["n"], int)
         and isinstance(c["quote"], str)
         and isinstance(c["title"], str)
@@ -188,12 +198,14 @@ def test_refusal_and_json_contract(store_url, corpus, embedder, tmp_path, cli, a
         for c in result["citations"]
     )
     assert result["citations"][0]["source"] == "volcanoes.md"  # path relative to the indexed PATH
+    assert result["citations"][0]["source_name"] == "docs"  # the indexed folder's name
+    assert result["retrieved"][0]["source_name"] == "docs"
     assert result["citations"][0]["title"] == "Volcanoes"
     assert f"[{result['citations'][0]['n']}]" in result["answer"]
     retrieved_ids = [r["chunk_id"] for r in result["retrieved"]]
     assert result["citations"][0]["chunk_id"] in retrieved_ids
     assert all(
-        set(r) == {"chunk_id", "source", "score"} and isinstance(r["score"], float)
+        set(r) == {"chunk_id", "source", "source_name", "score"} and isinstance(r["score"], float)
         for r in result["retrieved"]
     )
     assert isinstance(result["timings_ms"], dict) and all(
@@ -227,8 +239,8 @@ def test_dense_and_lexical_rank_the_right_document_first(store_url, corpus, embe
     ]:
         lex = store.lexical_search(question, 3, none, ANONYMOUS)
         dense = store.dense_search(embedder.embed([question])[0], 3, none, ANONYMOUS)
-        assert store.get_chunks([lex[0][0]])[lex[0][0]].doc_id == doc
-        assert store.get_chunks([dense[0][0]])[dense[0][0]].doc_id == doc
+        assert store.get_chunks([lex[0][0]])[lex[0][0]].path == doc
+        assert store.get_chunks([dense[0][0]])[dense[0][0]].path == doc
         assert dense[0][1] == pytest.approx(
             float(
                 np.dot(
@@ -246,8 +258,10 @@ def test_dense_and_lexical_rank_the_right_document_first(store_url, corpus, embe
 def test_sources_relative_to_each_indexed_path(store_url, corpus, embedder, tmp_path):
     store = open_store(store_url)
     report = index(store, embedder, [corpus / "internal", corpus / "glaciers.txt"], tmp_path)
-    assert sorted(report.added) == ["glaciers.txt", "salaries.md"]
-    assert Path(store.get_document("salaries.md").meta["path"]) == Path("salaries.md")
+    # A folder is a source of its own; a file belongs to the source of its folder.
+    assert sorted(report.added) == ["docs/glaciers.txt", "internal/salaries.md"]
+    assert store.get_document("internal/salaries.md").path == "salaries.md"
+    assert store.get_document("docs/glaciers.txt").meta["path"] == "glaciers.txt"
     store.close()
 
 

@@ -163,7 +163,7 @@ def score_answer(ex: RagExample, answer, k: int, judge: Judge) -> dict[str, Any]
         scores["answer_contains"] = answer_contains(text, ex.answers) if ex.answers else 0.0
         scores["false_refusal_rate"] = float(refused)
         if ex.sources:
-            ranked = list(dict.fromkeys(h.chunk.doc_id for h in hits))
+            ranked = list(dict.fromkeys(h.chunk.path for h in hits))
             qrels = dict.fromkeys(ex.sources, 1)
             scores[f"recall@{k}"] = recall_at_k(ranked, qrels, k)
             scores["mrr"] = mrr(ranked, qrels, k)
@@ -186,7 +186,7 @@ def score_answer(ex: RagExample, answer, k: int, judge: Judge) -> dict[str, Any]
         "refused": refused,
         "answer": answer.answer,
         "mode": getattr(answer, "mode", ""),
-        "retrieved": [h.chunk.doc_id for h in hits],
+        "retrieved": [h.chunk.path for h in hits],
     }
 
 

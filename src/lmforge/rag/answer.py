@@ -22,7 +22,7 @@ from lmforge.rag.embedder import Embedder, MemoEmbedder
 from lmforge.rag.filters import ANONYMOUS, Principal
 from lmforge.rag.retriever import HybridRetriever, RetrievalResult
 from lmforge.rag.text import STOPWORDS, content_words, stem
-from lmforge.rag.types import ChatModel, Hit
+from lmforge.rag.types import ChatModel, Chunk, Hit
 
 REFUSAL = "The documents do not answer this."
 
@@ -43,11 +43,19 @@ class Source:
 
 @dataclass
 class Citation:
+    """Source ``n`` of an answer: ``source`` is the document's path relative to the folder it was
+    indexed from, ``source_name`` that folder's source name (see `sources.py`)."""
+
     n: int
     source: str
     title: str
     chunk_id: str
     quote: str
+    source_name: str = ""
+
+    @classmethod
+    def of(cls, n: int, chunk: Chunk, quote: str) -> Citation:
+        return cls(n, chunk.path, chunk.title, chunk.chunk_id, quote, chunk.source)
 
 
 @dataclass
@@ -82,11 +90,17 @@ class Answer:
                     "title": c.title,
                     "chunk_id": c.chunk_id,
                     "quote": c.quote,
+                    "source_name": c.source_name,
                 }
                 for c in self.citations
             ],
             "retrieved": [
-                {"chunk_id": h.chunk.chunk_id, "source": h.chunk.doc_id, "score": float(h.score)}
+                {
+                    "chunk_id": h.chunk.chunk_id,
+                    "source": h.chunk.path,
+                    "source_name": h.chunk.source,
+                    "score": float(h.score),
+                }
                 for h in self.retrieved
             ],
             "timings_ms": dict(self.timings_ms),
@@ -314,9 +328,7 @@ class ExtractiveAnswerer:
             return None
         source, sentence, _ = found
         chunk = source.hit.chunk
-        return f'"{sentence}" [{source.n}]', [
-            Citation(source.n, chunk.doc_id, chunk.title, chunk.chunk_id, sentence)
-        ]
+        return f'"{sentence}" [{source.n}]', [Citation.of(source.n, chunk, sentence)]
 
 
 class GroundedAnswerer:
@@ -453,7 +465,7 @@ class GroundedAnswerer:
         ):
             return None
         chunk = source.hit.chunk
-        citation = Citation(source.n, chunk.doc_id, chunk.title, chunk.chunk_id, sentence)
+        citation = Citation.of(source.n, chunk, sentence)
         checked = [AnswerSentence(phrase, [source.n], lexical_support(phrase, sentence), 0.0, True)]
         return Answer(
             f"{phrase} [{source.n}]",
@@ -531,9 +543,7 @@ class GroundedAnswerer:
             checked.append(AnswerSentence(claim, [n] if supported else cited, lex, emb, supported))
             if supported:
                 chunk = by_n[n].hit.chunk
-                citations.setdefault(
-                    n, Citation(n, chunk.doc_id, chunk.title, chunk.chunk_id, quote)
-                )
+                citations.setdefault(n, Citation.of(n, chunk, quote))
                 kept.append((claim, n))  # the source that supports it, repaired if need be
                 kept_words.append(words)
             elif self.unsupported == "flag":

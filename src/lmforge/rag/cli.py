@@ -14,8 +14,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "index",
         help="ingest documents into a store (incremental)",
         description="Index txt, md, rst, html and pdf files (directories recursively) into a store. "
-        "Unchanged files are skipped; changed files replace their chunks; --prune removes documents "
-        "whose files are gone.",
+        "Each folder indexed is a source, named after the folder (or --source NAME); a document is "
+        "known by its source and its path inside it, so folders with the same file names never "
+        "replace each other's documents. Unchanged files are skipped; changed files replace their "
+        "chunks; --prune removes documents of the indexed folders whose files are gone. Text that "
+        "is not UTF-8 is decoded by detection; symbolic links that lead outside the folder are "
+        "skipped unless --follow-links.",
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="files or directories to index")
     p.add_argument("--store", required=True, help="store directory, or a postgresql:// URL")
@@ -47,7 +51,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="GROUP",
         help="only this group may read the documents (repeatable); default: front matter allowed_groups, else public",
     )
-    p.add_argument("--prune", action="store_true", help="remove documents whose files are gone")
+    p.add_argument(
+        "--source",
+        default=None,
+        metavar="NAME",
+        help="name of the source the PATHs belong to (default: the folder's name; "
+        "reuse a name to keep a moved folder's documents)",
+    )
+    p.add_argument(
+        "--prune",
+        action="store_true",
+        help="remove documents under the indexed PATHs whose files are gone",
+    )
+    p.add_argument(
+        "--follow-links",
+        action="store_true",
+        help="follow symbolic links that lead outside the indexed folder (default: skip them)",
+    )
     p.add_argument(
         "--chunk-tokens",
         type=int,
@@ -167,6 +187,8 @@ def run_index(args: argparse.Namespace) -> int:
             exclude=args.exclude,
             batch_chunks=args.batch_chunks,
             progress=not args.no_progress,
+            source=args.source,
+            follow_links=args.follow_links,
         )
         report = indexer.run(args.paths, prune=args.prune)
     print(report.summary())
@@ -200,7 +222,8 @@ def run_ask(args: argparse.Namespace) -> int:
     if answer.citations:
         print("\nSources:")
         for c in answer.citations:
-            print(f"  [{c.n}] {c.source} — {c.title}")
+            where = f"{c.source_name}: {c.source}" if c.source_name else c.source
+            print(f"  [{c.n}] {where} — {c.title}")
             print(f'      "{_clip(c.quote, 200)}"')
     if answer.mode != "generated" and not answer.refused:
         print("\n(extractive answer: the best supporting sentence, quoted)", file=sys.stderr)

@@ -20,7 +20,7 @@ _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 _CLI_FILTER = re.compile(r"^([A-Za-z_][A-Za-z0-9_.\-]*)\s*(>=|<=|!=|=|>|<)\s*(.*)$")
 
 # Keys served by columns rather than by the document's metadata JSON.
-BUILTIN_KEYS = {"source", "doc_id", "title", "mtime", "page"}
+BUILTIN_KEYS = {"source", "source_name", "doc_id", "title", "mtime", "page"}
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,13 @@
 """Incremental ingestion: files -> loaded documents -> chunks -> vectors -> store.
 
-A document's identity is its path relative to the PATH it was indexed under. A content hash (of
-the file bytes and the ingestion settings) makes re-indexing an unchanged file a no-op; a changed
-file has its chunks replaced in one transaction; ``prune`` removes documents whose files are gone.
-Documents are embedded in batches and committed batch by batch, so an interrupted run keeps what
-it committed and a re-run finishes the rest. Bad files are skipped and listed in the report.
+A document's identity is (source, path): the source is the folder it was indexed from (see
+`sources.py`), the path is relative to that folder. A content hash (of the file bytes and the
+ingestion settings) makes re-indexing an unchanged file a no-op; a changed file has its chunks
+replaced in one transaction; ``prune`` removes documents, of the sources being indexed only, whose
+files are gone. Documents are embedded in batches and committed batch by batch, so an interrupted
+run keeps what it committed and a re-run finishes the rest. Bad files, and links that lead out of
+their folder, are skipped and listed in the report; text in another encoding than UTF-8 is decoded
+and the encoding reported.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
-import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ from lmforge.errors import LmforgeError
 from lmforge.rag.chunker import Chunker
 from lmforge.rag.embedder import Embedder, EmbeddingCache, embed_with_cache
 from lmforge.rag.loaders import SUPPORTED_SUFFIXES, load_file
+from lmforge.rag.sources import Source, document_key, resolve_source, walk
 from lmforge.rag.stores.base import Store
 from lmforge.rag.types import Chunk, DocumentRecord
 
@@ -32,11 +35,15 @@ ACL_KEYS = ("allowed_groups", "groups", "acl")
 
 @dataclass
 class IndexReport:
+    """What a run did; documents are named by `document_key` (source name / path)."""
+
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    decoded: list[tuple[str, str]] = field(default_factory=list)  # (path, encoding): not UTF-8
+    sources: list[str] = field(default_factory=list)  # "name (folder)" of each source indexed
     chunks: int = 0
     embedded: int = 0  # chunks that went through the model (the rest came from the cache)
     seconds: float = 0.0
@@ -47,6 +54,11 @@ class IndexReport:
             f"{len(self.removed)} removed, {len(self.skipped)} skipped; {self.chunks} chunks "
             f"({self.embedded} embedded) in {self.seconds:.1f}s"
         ]
+        if self.sources:
+            lines.append("source: " + ", ".join(self.sources))
+        if self.decoded:
+            lines.append("decoded from other encodings than UTF-8:")
+            lines += [f"  {path}: {encoding}" for path, encoding in self.decoded]
         if self.skipped:
             lines.append("skipped files:")
             lines += [f"  {path}: {reason}" for path, reason in self.skipped]
@@ -60,29 +72,28 @@ class _Pending:
     is_new: bool
 
 
+def selector(include: Sequence[str] = (), exclude: Sequence[str] = ()):
+    """``select(relative path, name)`` for `sources.walk`: globs matched against the relative
+    path and the file name; without ``include``, the file types the loaders read."""
+
+    def select(rel: str, name: str) -> bool:
+        if include and not _glob_any(rel, name, include):
+            return False
+        if exclude and _glob_any(rel, name, exclude):
+            return False
+        return bool(include) or _supported(name)
+
+    return select
+
+
 def iter_files(
     root: Path, include: Sequence[str] = (), exclude: Sequence[str] = ()
 ) -> Iterator[tuple[Path, str]]:
-    """(file, doc_id) for every supported file under ``root``, in a stable order.
-
-    ``include``/``exclude`` are globs matched against the relative path and the file name.
-    """
-    if root.is_file():
-        yield root, root.name
-        return
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if name.startswith("."):
-                continue
-            path = Path(dirpath) / name
-            rel = path.relative_to(root).as_posix()
-            if include and not _glob_any(rel, name, include):
-                continue
-            if exclude and _glob_any(rel, name, exclude):
-                continue
-            if not include and not _supported(name):
-                continue
+    """(file, path relative to ``root``) for every supported file under ``root`` (links that
+    lead outside it left out), in a stable order."""
+    source = resolve_source(Path(root), {})
+    for path, rel in walk(source, selector(include, exclude)):
+        if path is not None:
             yield path, rel
 
 
@@ -131,6 +142,8 @@ class Indexer:
         exclude: Sequence[str] = (),
         batch_chunks: int = 256,
         progress: bool = True,
+        source: str | None = None,
+        follow_links: bool = False,
     ):
         self.store = store
         self.embedder = embedder
@@ -142,6 +155,8 @@ class Indexer:
         self.exclude = list(exclude)
         self.batch_chunks = max(1, batch_chunks)
         self.progress = progress
+        self.source = source
+        self.follow_links = follow_links
 
     def _settings_fingerprint(self) -> str:
         """Ingestion settings that change what is stored: changing any of them re-indexes."""
@@ -162,18 +177,18 @@ class Indexer:
 
         t0 = time.perf_counter()
         report = IndexReport()
-        roots = [Path(p) for p in paths]
-        for root in roots:
-            if not root.exists():
-                raise LmforgeError(f"{root}: no such file or directory")
-        files = [
-            (root, path, doc_id)
-            for root in roots
-            for path, doc_id in iter_files(root, self.include, self.exclude)
-        ]
+        sources = self._sources([Path(p) for p in paths])
+        report.sources = list(dict.fromkeys(f"{s.name} ({s.root})" for s in sources))
+        files: dict[str, tuple[Source, Path, str]] = {}  # doc key -> where it is read from
+        select = selector(self.include, self.exclude)
+        for source in sources:
+            for path, rel in walk(source, select, self.follow_links):
+                if path is None:
+                    report.skipped.append(rel)  # a link not followed: (path, reason)
+                else:
+                    files.setdefault(document_key(source.name, rel), (source, path, rel))
         known = self.store.document_hashes()
         fingerprint = self._settings_fingerprint()
-        seen: set[str] = set()
         pending: list[_Pending] = []
         bar = tqdm(
             total=len(files),
@@ -183,19 +198,19 @@ class Indexer:
             dynamic_ncols=True,
         )
         try:
-            for root, path, doc_id in files:
-                seen.add(doc_id)
+            for key, (source, path, rel) in files.items():
                 try:
-                    item = self._prepare(root, path, doc_id, fingerprint, known)
+                    item = self._prepare(source, path, rel, fingerprint, known, report)
                 except LmforgeError as exc:
                     report.skipped.append((str(path), str(exc).removeprefix(f"{path}: ")))
-                    item = None
+                    bar.update(1)
+                    continue
                 except Exception as exc:  # a loader bug on one odd file must not stop the batch
                     report.skipped.append((str(path), f"{type(exc).__name__}: {exc}"))
-                    item = None
+                    bar.update(1)
+                    continue
                 if item is None:
-                    if doc_id in known and not any(s[0] == str(path) for s in report.skipped):
-                        report.unchanged.append(doc_id)
+                    report.unchanged.append(key)
                     bar.update(1)
                     continue
                 pending.append(item)
@@ -210,21 +225,38 @@ class Indexer:
         finally:
             bar.close()
         if prune:
-            root_keys = {str(r.resolve()) for r in roots}
-            gone = [
-                doc_id
-                for doc_id in known
-                if doc_id not in seen and (self._root_of(doc_id) in root_keys)
-            ]
-            if gone:
-                self.store.delete_documents(gone)
-            report.removed = sorted(gone)
+            report.removed = self._prune(sources, files)
         report.seconds = time.perf_counter() - t0
         return report
 
-    def _root_of(self, doc_id: str) -> str | None:
-        record = self.store.get_document(doc_id)
-        return record.meta.get("root") if record else None
+    def _sources(self, targets: list[Path]) -> list[Source]:
+        """The source of each PATH, recorded in the store (new ones, and moved folders)."""
+        for target in targets:
+            if not target.exists():
+                raise LmforgeError(f"{target}: no such file or directory")
+        known = self.store.sources()
+        sources = [resolve_source(t, known, self.source) for t in targets]
+        if self.source is not None and len({s.root for s in sources}) > 1:
+            raise LmforgeError(
+                f"--source {self.source}: the PATHs lie in different folders; index each folder "
+                "with its own --source"
+            )
+        for source in dict.fromkeys(sources):
+            if known.get(source.name) != str(source.root):
+                self.store.set_source(source.name, str(source.root))
+                known[source.name] = str(source.root)
+        return sources
+
+    def _prune(self, sources: list[Source], files: dict[str, Any]) -> list[str]:
+        """Documents under the indexed PATHs whose files are gone; other sources are untouched."""
+        gone = []
+        for source in dict.fromkeys(sources):
+            for key in self.store.document_hashes(source.name):
+                if key not in files and source.covers(key) and key not in gone:
+                    gone.append(key)
+        if gone:
+            self.store.delete_documents(gone)
+        return sorted(gone)
 
     @staticmethod
     def _postfix(bar, report: IndexReport, t0: float) -> None:
@@ -233,44 +265,56 @@ class Indexer:
         bar.set_postfix_str(f"{docs / elapsed:.1f} docs/s, {report.chunks / elapsed:.1f} chunks/s")
 
     def _prepare(
-        self, root: Path, path: Path, doc_id: str, fingerprint: str, known: dict[str, str]
+        self,
+        source: Source,
+        path: Path,
+        rel: str,
+        fingerprint: str,
+        known: dict[str, str],
+        report: IndexReport,
     ) -> _Pending | None:
+        key = document_key(source.name, rel)
         try:
             data = path.read_bytes()
             stat = path.stat()
         except OSError as exc:
             raise LmforgeError(f"{path}: unreadable: {exc.strerror or exc}") from exc
         digest = hashlib.sha256(data + b"\0" + fingerprint.encode()).hexdigest()
-        if known.get(doc_id) == digest:
+        if known.get(key) == digest:
             return None
         doc = load_file(path)
         meta: dict[str, Any] = dict(doc.meta)
         acl = self.allowed_groups if self.allowed_groups is not None else []
         if self.allowed_groups is None:
-            for key in ACL_KEYS:
-                if key in meta:
-                    acl = _as_list(meta.pop(key))
+            for k in ACL_KEYS:
+                if k in meta:
+                    acl = _as_list(meta.pop(k))
                     break
-        for key in ACL_KEYS:
-            meta.pop(key, None)
+        for k in ACL_KEYS:
+            meta.pop(k, None)
         meta.update(self.meta)
         meta.update(
             {
-                "path": doc_id,
-                "root": str(root.resolve()),
+                "path": rel,
+                "root": str(source.root),
+                "source": source.name,
                 "format": path.suffix.lower().lstrip("."),
                 "modified": datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc).isoformat(
                     timespec="seconds"
                 ),
             }
         )
+        if meta.get("encoding", "utf-8") != "utf-8":
+            report.decoded.append((str(path), meta["encoding"]))
         title = str(meta.get("title") or doc.title)
         doc.title = title
-        chunks = self.chunker.run(doc, doc_id)
+        chunks = self.chunker.run(doc, key)
         if not chunks:
             raise LmforgeError(f"{path}: empty document (no text)")
-        record = DocumentRecord(doc_id, title, digest, stat.st_mtime, meta, tuple(acl), len(chunks))
-        return _Pending(record, chunks, doc_id not in known)
+        record = DocumentRecord(
+            key, title, digest, stat.st_mtime, meta, tuple(acl), len(chunks), source.name, rel
+        )
+        return _Pending(record, chunks, key not in known)
 
     def _flush(self, pending: list[_Pending], report: IndexReport) -> None:
         if not pending:

@@ -2,7 +2,7 @@
 
 Every loader returns a `LoadedDocument` whose blocks (paragraphs) carry the heading path above
 them, so the chunker can cut along the document's own structure. A file that cannot be read as a
-document (binary, not UTF-8, empty, corrupt PDF) raises `LmforgeError` naming the file; the indexer
+document (binary, undecodable, empty, corrupt PDF) raises `LmforgeError` naming the file; the indexer
 skips it and lists it in its summary.
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lmforge.errors import LmforgeError
+from lmforge.rag.encoding import decode_text
 from lmforge.rag.types import Block, LoadedDocument
 
 SUPPORTED_SUFFIXES = {".txt", ".md", ".markdown", ".rst", ".html", ".htm", ".pdf"}
@@ -59,16 +60,11 @@ def _loader_for(path: Path) -> Callable[[Path], LoadedDocument]:
 # --- plain text formats -------------------------------------------------------------------------
 
 
-def read_text(path: Path) -> str:
-    """Read UTF-8 text, refusing binary files and other encodings with a clear error."""
-    data = path.read_bytes()
-    if b"\x00" in data[:8192]:
-        raise LmforgeError(f"{path}: binary file, not text")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise LmforgeError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+def read_text(path: Path) -> tuple[str, str]:
+    """(text, encoding) of a text file: UTF-8, else the detected encoding (`encoding.py`);
+    newlines normalised to ``\n``. Binary and undecodable files raise `LmforgeError`."""
+    text, encoding = decode_text(path.read_bytes(), str(path))
+    return text.replace("\r\n", "\n").replace("\r", "\n"), encoding
 
 
 def split_front_matter(text: str) -> tuple[dict[str, Any], str, int]:
@@ -146,8 +142,9 @@ def _sections_to_blocks(
 
 
 def load_text(path: Path) -> LoadedDocument:
-    text = read_text(path)
+    text, encoding = read_text(path)
     meta, _, offset = split_front_matter(text)
+    meta["encoding"] = encoding
     title = str(meta.get("title") or path.stem)
     return LoadedDocument(text, title, paragraph_blocks(text, offset, len(text), ()), meta)
 
@@ -158,8 +155,9 @@ _MD_FENCE = re.compile(r"^(```|~~~).*?^\1[ \t]*$", re.MULTILINE | re.DOTALL)
 
 
 def load_markdown(path: Path) -> LoadedDocument:
-    text = read_text(path)
+    text, encoding = read_text(path)
     meta, _, offset = split_front_matter(text)
+    meta["encoding"] = encoding
     fenced = [(m.start(), m.end()) for m in _MD_FENCE.finditer(text, offset)]
 
     def in_fence(pos: int) -> bool:
@@ -195,8 +193,9 @@ _RST_TARGETS = re.compile(r"\A(?:\.\. (?:_[^\n]*:|index::[^\n]*)(?:\n[ \t]+[^\n]
 
 
 def load_rst(path: Path) -> LoadedDocument:
-    text = read_text(path)
+    text, encoding = read_text(path)
     meta, _, offset = split_front_matter(text)
+    meta["encoding"] = encoding
     styles: list[tuple[str, bool]] = []  # adornment styles in order of first use = heading levels
     headings = []
     for m in _RST_HEADING.finditer(text, offset):
@@ -254,9 +253,9 @@ def load_html(path: Path) -> LoadedDocument:
     """Visible text of an HTML page: boilerplate (scripts, navigation, footers) dropped, headings kept."""
     from bs4 import BeautifulSoup
 
-    raw = read_text(path)
+    raw, encoding = read_text(path)
     soup = BeautifulSoup(raw, "lxml")
-    meta: dict[str, Any] = {}
+    meta: dict[str, Any] = {"encoding": encoding}
     for tag in soup.find_all("meta"):
         name = (tag.get("name") or tag.get("property") or "").lower()
         if name in {"description", "author", "keywords", "og:title", "date"} and tag.get("content"):

@@ -36,8 +36,9 @@ class LoadedDocument:
 class Chunk:
     """A piece of a document small enough to embed and to quote.
 
-    ``text == document_text[start:end]``; ``doc_id`` is the document's path relative to the
-    indexed root (also called its *source*).
+    ``text == document_text[start:end]``; ``doc_id`` is the document's key in the store, made
+    of ``source`` (the name of the folder it was indexed from) and ``path`` (relative to that
+    folder); stores fill both when they return chunks.
     """
 
     chunk_id: str
@@ -50,6 +51,11 @@ class Chunk:
     page: int | None = None
     title: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+    path: str = ""  # defaults to doc_id (chunks made outside a store)
+
+    def __post_init__(self) -> None:
+        self.path = self.path or self.doc_id
 
     @property
     def section_path(self) -> str:
@@ -63,7 +69,8 @@ class Chunk:
 
 @dataclass
 class DocumentRecord:
-    """One indexed document as the store keeps it."""
+    """One indexed document as the store keeps it: ``doc_id`` is `sources.document_key` of its
+    ``source`` name and its ``path`` relative to that source's folder."""
 
     doc_id: str
     title: str
@@ -72,6 +79,11 @@ class DocumentRecord:
     meta: dict[str, Any] = field(default_factory=dict)
     allowed: tuple[str, ...] = ()  # groups (or "user:NAME") allowed to read it; () = public
     n_chunks: int = 0
+    source: str = ""
+    path: str = ""  # defaults to doc_id (records made outside the indexer)
+
+    def __post_init__(self) -> None:
+        self.path = self.path or self.doc_id
 
 
 @dataclass

@@ -34,8 +34,10 @@ def chunk_row(doc_id: str, chunk: Chunk) -> tuple:
 
 
 # filter keys that are columns of the documents (d) or chunks (c) table, not metadata fields
+# ("source" is the document's relative path, as `ask --json` names it; "source_name" its source)
 FILTER_COLUMNS = {
-    "source": "d.doc_id",
+    "source": "d.path",
+    "source_name": "d.source",
     "doc_id": "d.doc_id",
     "title": "d.title",
     "mtime": "d.mtime",
@@ -47,8 +49,17 @@ FILTER_COLUMNS = {
 class Store(Protocol):
     url: str
 
-    def document_hashes(self) -> dict[str, str]:
-        """doc_id -> content hash of every stored document (for incremental indexing)."""
+    def document_hashes(self, source: str | None = None) -> dict[str, str]:
+        """doc_id -> content hash of every stored document, or of one source's (for
+        incremental indexing)."""
+        ...
+
+    def sources(self) -> dict[str, str]:
+        """Source name -> the absolute path of the folder it was indexed from."""
+        ...
+
+    def set_source(self, name: str, root: str) -> None:
+        """Record a source (or the new place of its folder)."""
         ...
 
     def get_document(self, doc_id: str) -> DocumentRecord | None: ...

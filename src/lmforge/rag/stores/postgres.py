@@ -21,6 +21,7 @@ import numpy as np
 
 from lmforge.errors import LmforgeError
 from lmforge.rag.filters import Condition, Filters, Principal
+from lmforge.rag.sources import document_key, legacy_sources
 from lmforge.rag.stores import bm25
 from lmforge.rag.stores.base import FILTER_COLUMNS, chunk_row
 from lmforge.rag.text import query_terms
@@ -38,13 +39,16 @@ CREATE TABLE IF NOT EXISTS {p}documents (
     allowed TEXT[] NOT NULL DEFAULT '{{}}',
     public BOOLEAN NOT NULL DEFAULT TRUE,
     n_chunks INTEGER NOT NULL DEFAULT 0,
-    indexed_at DOUBLE PRECISION
+    indexed_at DOUBLE PRECISION,
+    source TEXT NOT NULL DEFAULT '',
+    path TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS {p}documents_allowed ON {p}documents USING gin (allowed);
+CREATE INDEX IF NOT EXISTS {p}documents_source ON {p}documents (source, path);
 CREATE TABLE IF NOT EXISTS {p}chunks (
     id BIGSERIAL PRIMARY KEY,
     chunk_id TEXT NOT NULL UNIQUE,
-    doc_id TEXT NOT NULL REFERENCES {p}documents(doc_id) ON DELETE CASCADE,
+    doc_id TEXT NOT NULL REFERENCES {p}documents(doc_id) ON DELETE CASCADE ON UPDATE CASCADE,
     ordinal INTEGER NOT NULL,
     text TEXT NOT NULL,
     start_offset INTEGER NOT NULL,
@@ -78,6 +82,9 @@ CREATE TABLE IF NOT EXISTS {p}corpus (
 );
 INSERT INTO {p}corpus VALUES (TRUE, 0, 0) ON CONFLICT DO NOTHING;
 """
+_SOURCES = """
+CREATE TABLE IF NOT EXISTS {p}sources (name TEXT PRIMARY KEY, root TEXT NOT NULL, updated_at DOUBLE PRECISION)
+"""
 _POSITIONS = ("pos_text", "pos_title", "pos_section")  # in the order of bm25.COLUMNS
 
 
@@ -108,6 +115,74 @@ class PostgresStore:
             raise LmforgeError(f"{_redact(url)}: no lmforge store here; run `lmforge index` first")
         if self._ready and not self._table_exists("terms"):
             self._build_lexicon()
+        if self._ready and not self._has_column("documents", "source"):
+            self._migrate()
+
+    def _has_column(self, table: str, column: str) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = %s"
+            " AND NOT attisdropped",
+            (self._t(table), column),
+        ).fetchone()
+        return row is not None
+
+    def _migrate(self) -> None:
+        """Bring a store written before sources up to this schema, in place, once (as the
+        SQLite store does: documents keyed by (source, path), the folders named from ``root``)."""
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._t("schema"),))
+            if self._has_column("documents", "source"):  # another process did it while we waited
+                return
+            roots, plan = legacy_sources(
+                cur.execute(f"SELECT doc_id, meta FROM {self._t('documents')}").fetchall()
+            )
+            docs, chunks = self._t("documents"), self._t("chunks")
+            cur.execute(
+                f"ALTER TABLE {docs} ADD COLUMN source TEXT NOT NULL DEFAULT '',"
+                " ADD COLUMN path TEXT NOT NULL DEFAULT ''"
+            )
+            # Chunks follow their document's id through ON UPDATE CASCADE from now on.
+            cur.execute(
+                f"ALTER TABLE {chunks} DROP CONSTRAINT IF EXISTS {chunks}_doc_id_fkey,"
+                f" ADD CONSTRAINT {chunks}_doc_id_fkey FOREIGN KEY (doc_id) REFERENCES {docs}(doc_id)"
+                " ON DELETE CASCADE ON UPDATE CASCADE"
+            )
+            cur.execute(f"CREATE INDEX IF NOT EXISTS {docs}_source ON {docs} (source, path)")
+            cur.execute(_SOURCES.format(p=self.prefix))
+            cur.executemany(
+                f"INSERT INTO {self._t('sources')} VALUES (%s, %s, %s)",
+                [(name, root, time.time()) for name, root in roots.items()],
+            )
+            olds = list(plan)
+            news = [document_key(*plan[old]) for old in olds]
+            # Through a temporary id ("\x01" + new): a new id may equal another document's old one.
+            cur.execute(
+                f"UPDATE {docs} d SET doc_id = chr(1) || m.new, source = m.source, path = m.path"
+                " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) m(old, new, source, path)"
+                " WHERE d.doc_id = m.old",
+                (olds, news, [plan[o][0] for o in olds], [plan[o][1] for o in olds]),
+            )
+            cur.execute(
+                f"UPDATE {docs} SET doc_id = substr(doc_id, 2) WHERE left(doc_id, 1) = chr(1)"
+            )
+
+    def sources(self) -> dict[str, str]:
+        if not self._table_exists("sources"):
+            return {}
+        return dict(
+            self.conn.execute(
+                f"SELECT name, root FROM {self._t('sources')} ORDER BY name"
+            ).fetchall()
+        )
+
+    def set_source(self, name: str, root: str) -> None:
+        with self.conn.transaction():
+            self.conn.execute(_SOURCES.format(p=self.prefix))
+            self.conn.execute(
+                f"INSERT INTO {self._t('sources')} VALUES (%s, %s, %s) ON CONFLICT (name)"
+                " DO UPDATE SET root = excluded.root, updated_at = excluded.updated_at",
+                (name, root, time.time()),
+            )
 
     def _t(self, name: str) -> str:
         return f"{self.prefix}{name}"
@@ -121,7 +196,8 @@ class PostgresStore:
             return
         with self.conn.transaction():
             self.conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._t("schema"),))
-            for statement in (_SCHEMA + _LEXICON).format(p=self.prefix, dim=int(dim)).split(";"):
+            schema = _SCHEMA + _LEXICON + _SOURCES
+            for statement in schema.format(p=self.prefix, dim=int(dim)).split(";"):
                 if statement.strip():
                     self.conn.execute(statement)
         self._ready = True
@@ -198,23 +274,25 @@ class PostgresStore:
                 f"{_redact(self.url)}: store was built with embedder {info['model_id']} ({info['dim']}-d), not {model_id} ({dim}-d)"
             )
 
-    def document_hashes(self) -> dict[str, str]:
+    def document_hashes(self, source: str | None = None) -> dict[str, str]:
         if not self._ready:
             return {}
-        return dict(
-            self.conn.execute(f"SELECT doc_id, content_hash FROM {self._t('documents')}").fetchall()
-        )
+        sql = f"SELECT doc_id, content_hash FROM {self._t('documents')}"
+        if source is None:
+            return dict(self.conn.execute(sql).fetchall())
+        return dict(self.conn.execute(sql + " WHERE source = %s", (source,)).fetchall())
 
     def get_document(self, doc_id: str) -> DocumentRecord | None:
         if not self._ready:
             return None
         row = self.conn.execute(
-            f"SELECT doc_id, title, content_hash, mtime, meta, allowed, n_chunks FROM {self._t('documents')} WHERE doc_id = %s",
+            f"SELECT doc_id, title, content_hash, mtime, meta, allowed, n_chunks, source, path"
+            f" FROM {self._t('documents')} WHERE doc_id = %s",
             (doc_id,),
         ).fetchone()
         if row is None:
             return None
-        return DocumentRecord(row[0], row[1], row[2], row[3], row[4], tuple(row[5]), row[6])
+        return DocumentRecord(*row[:5], tuple(row[5]), *row[6:])
 
     def write_documents(
         self, items: Sequence[tuple[DocumentRecord, list[Chunk], np.ndarray]]
@@ -240,8 +318,8 @@ class PostgresStore:
             self._delete_chunks(cur, doc_ids)
             cur.execute(f"DELETE FROM {self._t('documents')} WHERE doc_id = ANY(%s)", (doc_ids,))
             cur.executemany(
-                f"INSERT INTO {self._t('documents')} (doc_id, title, content_hash, mtime, meta, allowed, public, n_chunks, indexed_at)"
-                " VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s)",
+                f"INSERT INTO {self._t('documents')} (doc_id, title, content_hash, mtime, meta, allowed, public, n_chunks, indexed_at, source, path)"
+                " VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s)",
                 [
                     (
                         record.doc_id,
@@ -253,6 +331,8 @@ class PostgresStore:
                         not record.allowed,
                         len(chunks),
                         time.time(),
+                        record.source,
+                        record.path,
                     )
                     for record, chunks, _ in latest
                 ],
@@ -372,14 +452,12 @@ class PostgresStore:
         if not chunk_ids or not self._ready:
             return {}
         rows = self.conn.execute(
-            f"SELECT c.chunk_id, c.doc_id, c.ordinal, c.text, c.start_offset, c.end_offset, c.section, c.page, c.title, d.meta"
+            f"SELECT c.chunk_id, c.doc_id, c.ordinal, c.text, c.start_offset, c.end_offset, c.section, c.page, c.title, d.meta,"
+            " d.source, d.path"
             f" FROM {self._t('chunks')} c JOIN {self._t('documents')} d ON d.doc_id = c.doc_id WHERE c.chunk_id = ANY(%s)",
             (list(chunk_ids),),
         ).fetchall()
-        return {
-            r[0]: Chunk(r[0], r[1], r[2], r[3], r[4], r[5], tuple(r[6]), r[7], r[8], r[9])
-            for r in rows
-        }
+        return {r[0]: Chunk(*r[:6], tuple(r[6]), *r[7:]) for r in rows}
 
     def get_embeddings(self, chunk_ids: Sequence[str]) -> dict[str, np.ndarray]:
         if not chunk_ids or not self._ready:
@@ -413,7 +491,7 @@ class PostgresStore:
 
     def drop(self) -> None:
         """Remove this store's tables (tests and benchmarks use it to start clean)."""
-        for table in ("terms", "corpus", "chunks", "documents", "meta"):
+        for table in ("terms", "corpus", "chunks", "documents", "meta", "sources"):
             self.conn.execute(f"DROP TABLE IF EXISTS {self._t(table)} CASCADE")
         self._ready = False
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from lmforge.errors import LmforgeError
 from lmforge.rag.filters import Condition, Filters, Principal
+from lmforge.rag.sources import document_key, legacy_sources
 from lmforge.rag.stores import bm25
 from lmforge.rag.stores.base import FILTER_COLUMNS, chunk_row
 from lmforge.rag.stores.vectors import VectorIndex
@@ -38,10 +39,14 @@ CREATE TABLE IF NOT EXISTS documents (
     allowed TEXT NOT NULL DEFAULT '[]',
     public INTEGER NOT NULL DEFAULT 1,
     n_chunks INTEGER NOT NULL DEFAULT 0,
-    indexed_at REAL
+    indexed_at REAL,
+    source TEXT NOT NULL DEFAULT '',
+    path TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS sources (name TEXT PRIMARY KEY, root TEXT NOT NULL, updated_at REAL);
 CREATE TABLE IF NOT EXISTS doc_acl (doc_id TEXT NOT NULL, principal TEXT NOT NULL, PRIMARY KEY (principal, doc_id));
 CREATE INDEX IF NOT EXISTS doc_acl_doc ON doc_acl(doc_id);
+CREATE INDEX IF NOT EXISTS documents_source ON documents(source, path);
 -- every search asks "is any document private?"; this keeps the answer O(1) at any size
 CREATE INDEX IF NOT EXISTS documents_private ON documents(doc_id) WHERE public = 0;
 CREATE TABLE IF NOT EXISTS chunks (
@@ -96,6 +101,7 @@ class SQLiteStore:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
             self.conn.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise LmforgeError(f"{self.db_path}: cannot open store: {exc}") from exc
@@ -107,6 +113,63 @@ class SQLiteStore:
     def _meta_get(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return row[0] if row else None
+
+    def _migrate(self) -> None:
+        """Bring a store written by an earlier release up to this schema, in place, once."""
+        columns = {row[1] for row in self.conn.execute("PRAGMA table_info(documents)")}
+        if not columns or "source" in columns:
+            return  # a new store, or already current
+        # Before sources, a document's id was its path relative to the folder indexed, which
+        # its metadata recorded as "root": name those folders and key documents by (source, path).
+        roots, plan = legacy_sources(
+            (doc_id, json.loads(meta))
+            for doc_id, meta in self.conn.execute("SELECT doc_id, meta FROM documents")
+        )
+        renames = [(document_key(*pair), *pair, old) for old, pair in plan.items()]
+        cur = self.conn.cursor()
+        cur.execute("PRAGMA foreign_keys=OFF")  # ids change in documents and chunks together
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            cur.execute("ALTER TABLE documents ADD COLUMN source TEXT NOT NULL DEFAULT ''")
+            cur.execute("ALTER TABLE documents ADD COLUMN path TEXT NOT NULL DEFAULT ''")
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS sources (name TEXT PRIMARY KEY, root TEXT NOT NULL, updated_at REAL)"
+            )
+            cur.executemany(
+                "INSERT INTO sources VALUES (?, ?, ?)",
+                [(name, root, time.time()) for name, root in roots.items()],
+            )
+            # Through a temporary id ("\x01" + new): a new id may equal another document's old one.
+            for table in ("documents", "chunks", "doc_acl"):
+                cur.executemany(
+                    f"UPDATE {table} SET doc_id = char(1) || ? WHERE doc_id = ?",
+                    [(new, old) for new, _, _, old in renames],
+                )
+                cur.execute(
+                    f"UPDATE {table} SET doc_id = substr(doc_id, 2) WHERE doc_id GLOB char(1) || '*'"
+                )
+            cur.executemany(
+                "UPDATE documents SET source = ?, path = ? WHERE doc_id = ?",
+                [(source, path, new) for new, source, path, _ in renames],
+            )
+            self._bump(cur)
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        finally:
+            cur.execute("PRAGMA foreign_keys=ON")
+
+    def sources(self) -> dict[str, str]:
+        return dict(self.conn.execute("SELECT name, root FROM sources ORDER BY name"))
+
+    def set_source(self, name: str, root: str) -> None:
+        with self._lock:
+            self.conn.execute(
+                "INSERT INTO sources VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET root = excluded.root,"
+                " updated_at = excluded.updated_at",
+                (name, root, time.time()),
+            )
 
     def generation(self) -> int:
         return int(self._meta_get("generation") or 0)
@@ -130,18 +193,25 @@ class SQLiteStore:
         stored = self._meta_get("embedder")
         return json.loads(stored)["model_id"] if stored else None
 
-    def document_hashes(self) -> dict[str, str]:
-        return dict(self.conn.execute("SELECT doc_id, content_hash FROM documents"))
+    def document_hashes(self, source: str | None = None) -> dict[str, str]:
+        if source is None:
+            return dict(self.conn.execute("SELECT doc_id, content_hash FROM documents"))
+        return dict(
+            self.conn.execute(
+                "SELECT doc_id, content_hash FROM documents WHERE source = ?", (source,)
+            )
+        )
 
     def get_document(self, doc_id: str) -> DocumentRecord | None:
         row = self.conn.execute(
-            "SELECT doc_id, title, content_hash, mtime, meta, allowed, n_chunks FROM documents WHERE doc_id=?",
+            "SELECT doc_id, title, content_hash, mtime, meta, allowed, n_chunks, source, path"
+            " FROM documents WHERE doc_id=?",
             (doc_id,),
         ).fetchone()
         if row is None:
             return None
         return DocumentRecord(
-            row[0], row[1], row[2], row[3], json.loads(row[4]), tuple(json.loads(row[5])), row[6]
+            *row[:4], json.loads(row[4]), tuple(json.loads(row[5])), row[6], row[7], row[8]
         )
 
     # -- writes: one transaction per call --
@@ -155,8 +225,8 @@ class SQLiteStore:
                 for record, chunks, vectors in items:
                     self._delete(cur, [record.doc_id])
                     cur.execute(
-                        "INSERT INTO documents (doc_id, title, content_hash, mtime, meta, allowed, public, n_chunks, indexed_at)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO documents (doc_id, title, content_hash, mtime, meta, allowed, public, n_chunks, indexed_at, source, path)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             record.doc_id,
                             record.title,
@@ -167,6 +237,8 @@ class SQLiteStore:
                             0 if record.allowed else 1,
                             len(chunks),
                             time.time(),
+                            record.source,
+                            record.path,
                         ),
                     )
                     cur.executemany(
@@ -316,22 +388,14 @@ class SQLiteStore:
         for i in range(0, len(ids), 500):
             part = ids[i : i + 500]
             rows = self.conn.execute(
-                "SELECT c.chunk_id, c.doc_id, c.ordinal, c.text, c.start, c.end, c.section, c.page, c.title, d.meta"
+                "SELECT c.chunk_id, c.doc_id, c.ordinal, c.text, c.start, c.end, c.section, c.page, c.title, d.meta,"
+                " d.source, d.path"
                 f" FROM chunks c JOIN documents d ON d.doc_id = c.doc_id WHERE c.chunk_id IN ({','.join('?' * len(part))})",
                 part,
             )
             for r in rows:
                 out[r[0]] = Chunk(
-                    r[0],
-                    r[1],
-                    r[2],
-                    r[3],
-                    r[4],
-                    r[5],
-                    tuple(json.loads(r[6])),
-                    r[7],
-                    r[8],
-                    json.loads(r[9]),
+                    *r[:6], tuple(json.loads(r[6])), r[7], r[8], json.loads(r[9]), r[10], r[11]
                 )
         return out
 
