@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -37,6 +41,14 @@ def read_cranfield(
         if len(parts) == 3 and 1 <= int(parts[2]) <= 4:
             qrels.setdefault(parts[0], {})[parts[1]] = 5 - int(parts[2])
     return docs, queries, qrels
+
+
+def spread(items: Sequence[T], n: int | None) -> list[T]:
+    """``n`` items evenly spaced over the whole sequence, in order (all of them when ``n`` is None
+    or not smaller): a sample that covers every part of a set, not only its first ones."""
+    if n is None or n >= len(items):
+        return list(items)
+    return [items[i * len(items) // n] for i in range(max(n, 0))]
 
 
 def markdown_table(headers: list[str], rows: list[list[object]]) -> str:

@@ -97,7 +97,7 @@ def test_supported_sentences_kept_unsupported_dropped(retriever):
     chat = ScriptedChat(
         f"Mount Vesuvius buried Pompeii and Herculaneum [{n}]. The eruption was caused by alien lasers from Jupiter [{n}]."
     )
-    answer = GroundedAnswerer(retriever, chat).ask(question)
+    answer = GroundedAnswerer(retriever, chat, style="sentence").ask(question)
     assert answer.mode == "generated" and not answer.refused
     assert "Pompeii" in answer.answer and "Jupiter" not in answer.answer
     assert [c.n for c in answer.citations] == [n] and answer.citations[0].source == "volcanoes.md"
@@ -105,9 +105,9 @@ def test_supported_sentences_kept_unsupported_dropped(retriever):
     assert [s.supported for s in answer.sentences] == [True, False]
     assert "[1]" in chat.messages[1]["content"] and question in chat.messages[1]["content"]
 
-    flagged = GroundedAnswerer(retriever, ScriptedChat(chat.reply), unsupported="flag").ask(
-        question
-    )
+    flagged = GroundedAnswerer(
+        retriever, ScriptedChat(chat.reply), unsupported="flag", style="sentence"
+    ).ask(question)
     assert "Jupiter" in flagged.answer and "[unsupported]" in flagged.answer
 
 
@@ -120,7 +120,7 @@ def test_restatements_and_dangling_lead_ins_are_dropped(retriever):
         f"Mount Vesuvius buried Pompeii and Herculaneum in 79 AD [{n}]. "
         f"Vesuvius buried Pompeii [{n}]. Here is what the other source says: [{other}]"
     )
-    answer = GroundedAnswerer(retriever, chat).ask(question)
+    answer = GroundedAnswerer(retriever, chat, style="sentence").ask(question)
     assert answer.mode == "generated"
     assert answer.answer == f"Mount Vesuvius buried Pompeii and Herculaneum in 79 AD. [{n}]"
     assert [c.n for c in answer.citations] == [n]  # the dropped lead-in's source is not cited
@@ -141,7 +141,7 @@ def test_a_looping_reply_is_cut_and_not_read_to_the_end(retriever):
     n = next(i for i, h in enumerate(hits, start=1) if "Pompeii" in h.chunk.text)
     looping = f"Mount Vesuvius buried Pompeii and Herculaneum [{n}]. It buried Pompeii-Pompeii"
     chat = ScriptedChat(looping + "-Pompeii" * 200)
-    answer = GroundedAnswerer(retriever, chat).ask(question)
+    answer = GroundedAnswerer(retriever, chat, style="sentence").ask(question)
     assert answer.answer == f"Mount Vesuvius buried Pompeii and Herculaneum. [{n}]"
     assert len(chat.streamed) < len(looping) + 100  # generation stopped soon after the loop began
 
@@ -151,7 +151,9 @@ def test_wrong_citation_is_not_accepted(retriever):
     hits = retriever.run(question, k=5).hits
     wrong = next(i for i, h in enumerate(hits, start=1) if "Pompeii" not in h.chunk.text)
     answer = GroundedAnswerer(
-        retriever, ScriptedChat(f"Vesuvius buried Pompeii and Herculaneum [{wrong}].")
+        retriever,
+        ScriptedChat(f"Vesuvius buried Pompeii and Herculaneum [{wrong}]."),
+        style="sentence",
     ).ask(question)
     # Cited source does not support it: generation fails the check, the extractive fallback answers.
     assert answer.mode == "extractive" and "Pompeii" in answer.answer
@@ -159,16 +161,16 @@ def test_wrong_citation_is_not_accepted(retriever):
 
 
 def test_hallucination_falls_back_to_extractive(retriever):
-    answer = GroundedAnswerer(retriever, ScriptedChat("Bananas are purple in winter [1].")).ask(
-        "What is chlorophyll?"
-    )
+    answer = GroundedAnswerer(
+        retriever, ScriptedChat("Bananas are purple in winter [1]."), style="sentence"
+    ).ask("What is chlorophyll?")
     assert answer.mode == "extractive" and not answer.refused
     assert answer.answer.startswith('"') and re.search(r"\[\d+\]$", answer.answer)
     assert "pigment" in answer.citations[0].quote
 
 
 def test_model_refusal_with_strong_retrieval_uses_extractive(retriever):
-    answer = GroundedAnswerer(retriever, ScriptedChat(REFUSAL)).ask(
+    answer = GroundedAnswerer(retriever, ScriptedChat(REFUSAL), style="sentence").ask(
         "How long is the Aletsch Glacier?"
     )
     assert not answer.refused and "23 kilometres" in answer.answer
@@ -182,7 +184,7 @@ def test_the_question_is_embedded_once_per_ask(retriever, monkeypatch):
         retriever.embedder, "embed", lambda texts: seen.extend(texts) or embed(texts)
     )
     question = "How long is the Aletsch Glacier?"
-    answer = GroundedAnswerer(retriever, ScriptedChat(REFUSAL)).ask(question)
+    answer = GroundedAnswerer(retriever, ScriptedChat(REFUSAL), style="sentence").ask(question)
     assert answer.mode == "extractive"  # the path that compares sentences with the question
     assert seen.count(question) == 1
 
@@ -195,7 +197,9 @@ def test_answerer_needs_hits_that_carry_their_similarity(retriever):
 
 def test_weak_retrieval_refuses_without_calling_the_model(retriever):
     chat = ScriptedChat("The 1998 final was won by France [1].")
-    answer = GroundedAnswerer(retriever, chat).ask("Who won the 1998 FIFA World Cup final?")
+    answer = GroundedAnswerer(retriever, chat, style="sentence").ask(
+        "Who won the 1998 FIFA World Cup final?"
+    )
     assert answer.refused and answer.answer == REFUSAL and answer.citations == []
     assert chat.messages is None
 
@@ -207,7 +211,7 @@ def test_true_but_off_topic_answer_is_replaced(retriever):
     reply = (
         f"The Aletsch Glacier is the largest glacier in the Alps, about 23 kilometres long [{n}]."
     )
-    answer = GroundedAnswerer(retriever, ScriptedChat(reply), k=10).ask(question)
+    answer = GroundedAnswerer(retriever, ScriptedChat(reply), k=10, style="sentence").ask(question)
     assert answer.mode == "extractive" and "Pompeii" in answer.answer
 
 
@@ -225,7 +229,7 @@ def test_short_style_reads_a_phrase_from_the_best_sentence(retriever):
 
 
 def test_restating_the_question_is_not_an_answer(retriever):
-    answer = GroundedAnswerer(retriever, ScriptedChat("The glacier is long [1].")).ask(
-        "How long is the Aletsch Glacier?"
-    )
+    answer = GroundedAnswerer(
+        retriever, ScriptedChat("The glacier is long [1]."), style="sentence"
+    ).ask("How long is the Aletsch Glacier?")
     assert answer.mode == "extractive" and "23 kilometres" in answer.answer

@@ -26,7 +26,17 @@ def test_generated_answer_is_grounded_and_cited(corpus, tmp_path, cli, monkeypat
         assert citation["chunk_id"] in retrieved
         assert f"[{citation['n']}]" in result["answer"]
     assert {c["source"] for c in result["citations"]} == {"volcanoes.md"}
-    assert "generate" in result["timings_ms"]  # the model was asked
+    assert "rerank" in result["timings_ms"]  # the model reranked the reader's windows
+
+    # the model writes the answer in the "sentence" style
+    code, out, err = cli(
+        "ask", "Which Roman towns did Mount Vesuvius bury?", "--store", store, "--json",
+        "--style", "sentence",
+    )  # fmt: skip
+    assert code == 0, err
+    written = json.loads(out)
+    assert written["refused"] is False and "generate" in written["timings_ms"]
+    assert "Pompeii" in written["answer"] or "Herculaneum" in written["answer"]
 
     code, out, err = cli(
         "ask", "Who won the 1998 FIFA World Cup final?", "--store", store, "--json"

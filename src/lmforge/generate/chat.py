@@ -66,6 +66,33 @@ class ChatModel:
             text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
         return self.tokenizer.encode(text, allowed_special="all")
 
+    @torch.inference_mode()
+    def continuation_logprobs(self, contexts: Sequence[str], continuation: str) -> list[float]:
+        """Mean log-probability per token of ``continuation`` right after each context (plain
+        text, no chat template), all contexts in one right-padded batch.
+
+        How likely a passage makes a question is a reranking signal (UPR, Sachan et al. 2022):
+        the reader asks it of its best sentence windows.
+        """
+        if not contexts:
+            return []
+        cont = self.tokenizer.encode(continuation)
+        prefixes = [self.tokenizer.encode(c) for c in contexts]
+        rows = [p + cont for p in prefixes]
+        tokens = torch.zeros(len(rows), max(map(len, rows)), dtype=torch.long)
+        for i, row in enumerate(rows):
+            tokens[i, : len(row)] = torch.tensor(row)
+        if getattr(self.model, "cache_len", 0):
+            self.model.reset_cache()  # a cache-less forward; the generator re-attaches its own
+        hidden = self.model(tokens, full_output=True, head=False).hidden  # [B, T, C]
+        # the state before each continuation token predicts it: positions len(p)-1 ... -2
+        at = torch.cat([torch.arange(len(p) - 1, len(p) - 1 + len(cont)) for p in prefixes])
+        batch = torch.arange(len(rows)).repeat_interleave(len(cont))
+        logits = self.model.output(hidden[batch, at]).float()  # [B * len(cont), V]
+        targets = torch.tensor(cont).repeat(len(rows))
+        logp = torch.log_softmax(logits, -1).gather(-1, targets[:, None])[:, 0]
+        return logp.view(len(rows), len(cont)).mean(-1).tolist()
+
     def params(
         self,
         max_new_tokens: int = 256,

@@ -9,17 +9,21 @@ drop (or flag) unsupported sentences -> if nothing survives, fall back to an ext
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
 from lmforge.errors import LmforgeError
 from lmforge.rag.chunker import sentence_spans
 from lmforge.rag.embedder import Embedder, MemoEmbedder
-from lmforge.rag.filters import ANONYMOUS, Principal
+from lmforge.rag.filters import ANONYMOUS, Filters, Principal, parse_filters
+from lmforge.rag.question import Question, analyse
+from lmforge.rag.reader import Reader, Reading, best_value
 from lmforge.rag.retriever import HybridRetriever, RetrievalResult
 from lmforge.rag.text import STOPWORDS, content_words, stem
 from lmforge.rag.types import ChatModel, Chunk, Hit
@@ -77,6 +81,7 @@ class Answer:
     mode: str = "generated"  # generated | extractive | refused
     sentences: list[AnswerSentence] = field(default_factory=list)
     raw: str = ""
+    reading: Reading | None = None  # the reader's best window (what answerability judged)
 
     def to_json(self) -> dict:
         """The ``lmforge ask --json`` contract (see DESIGN.md)."""
@@ -343,19 +348,21 @@ class GroundedAnswerer:
         self,
         retriever: HybridRetriever,
         chat_model: ChatModel | None = None,
-        k: int = 5,
+        k: int = 8,
         context_tokens: int = 1200,
         max_new_tokens: int = 96,
         min_relevance: float = 0.25,
         unsupported: str = "drop",
-        style: str = "sentence",
+        style: str = "quote",
         checker: SupportChecker | None = None,
         relevance_ratio: float = 0.8,
+        reader: Reader | None = None,
+        answerability: Answerability | None = None,
     ):
         if unsupported not in {"drop", "flag"}:
             raise LmforgeError(f"unknown --unsupported mode {unsupported!r} (drop, flag)")
-        if style not in {"sentence", "short"}:
-            raise LmforgeError(f"unknown answer style {style!r} (sentence, short)")
+        if style not in STYLES:
+            raise LmforgeError(f"unknown answer style {style!r} ({', '.join(STYLES)})")
         if not retriever.similarity:
             raise LmforgeError("the answerer's relevance check needs hits with similarity=True")
         self.retriever = retriever
@@ -373,6 +380,8 @@ class GroundedAnswerer:
         self.checker = checker or SupportChecker(sentence_embedder)
         self.relevance_ratio = relevance_ratio
         self.extractive = ExtractiveAnswerer(sentence_embedder)
+        self.reader = reader or Reader(sentence_embedder, max_passages=k)
+        self.answerability = answerability or Answerability()
 
     def _count_tokens(self, text: str) -> int:
         # the context budget is in the generator's tokens; without a generator, the embedder's
@@ -392,89 +401,148 @@ class GroundedAnswerer:
         return best
 
     def ask(self, question: str, filters=None, principal: Principal = ANONYMOUS) -> Answer:
+        """Answer from the documents the principal may read, or refuse saying what is missing."""
         if not question.strip():
             raise LmforgeError("empty question")
         t_all = time.perf_counter()
+        asked = analyse(question)
+        filters = parse_filters(filters) if not isinstance(filters, Filters) else filters
         result = self.retriever.run(question, k=self.k, filters=filters, principal=principal)
         timings = {f"retrieve_{k}": v for k, v in result.timings_ms.items()}
         hits = result.hits
         if result.query_vector is not None and self.sentence_embedder is not None:
             # the checks compare answer sentences with the question too: embed it once
             self.sentence_embedder.remember(question, result.query_vector)
-        if not hits or self.relevance(question, result) < self.min_relevance:
-            timings["total"] = _ms(t_all)
-            return Answer(REFUSAL, True, [], hits, timings, mode="refused")
 
-        sources, context = build_context(hits, self._count_tokens, self.context_tokens)
-        answer: Answer | None = None
-        if self.chat_model is not None and self.style == "short":
-            t = time.perf_counter()
-            answer = self._short_answer(question, sources, hits)
-            timings["generate"] = _ms(t)
-        elif self.chat_model is not None:
-            t = time.perf_counter()
-            raw = self._generate(question, context)
-            timings["generate"] = _ms(t)
-            t = time.perf_counter()
-            answer = self._verify(raw, question, sources, hits)
-            if answer is not None and not self._on_topic(question, answer, sources):
-                answer = None  # faithful to a source, but not an answer to this question
-            timings["verify"] = _ms(t)
-        if answer is None:
-            t = time.perf_counter()
-            extracted = self.extractive.answer(question, sources)
-            timings["extractive"] = _ms(t)
-            if extracted is None:
-                answer = Answer(REFUSAL, True, [], hits, mode="refused")
-            else:
-                text, citations = extracted
-                answer = Answer(text, False, citations, hits, mode="extractive")
+        def refuse(text: str = REFUSAL) -> Answer:
+            timings["total"] = _ms(t_all)
+            return Answer(text, True, [], hits, timings, mode="refused")
+
+        missing = self._unmentioned(asked, filters, principal)
+        if missing:
+            return refuse(f"The documents do not mention {_join(missing)}.")
+        if not hits or self.relevance(question, result) < self.min_relevance:
+            return refuse()
+
+        if self.style == "sentence" and self.chat_model is not None:
+            answer = self._generated_answer(question, hits, timings)
+        else:
+            readings = self.read(asked, hits, timings)
+            best = readings[0] if readings else None
+            if best is None or not self.answerability.answerable(asked, best):
+                refusal = refuse(self.answerability.refusal(asked))
+                refusal.reading = best
+                return refusal
+            answer = None
+            if self.style == "short" and self.chat_model is not None:
+                t = time.perf_counter()
+                answer = self._short_answer(question, asked, best, hits)
+                timings["generate"] = _ms(t)
+            if answer is None:
+                answer = quote_answer(readings, hits, self.second_quote_margin)
+            answer.reading = best
         answer.timings_ms = {**timings, "total": _ms(t_all)}
         return answer
 
-    def _short_answer(self, question: str, sources: list[Source], hits: list[Hit]) -> Answer | None:
-        """A short phrase for the question, read by the model from the best supporting sentence.
+    # how close (in reader score) a second passage must come to be quoted too
+    second_quote_margin: float = 0.05
 
-        Small models copy a span from one sentence far more reliably than they answer from pages
-        of context, so the extractive step picks the sentence and the model only shortens it. The
-        phrase must come from that sentence (lexical support) and add something the question does
-        not already say.
+    def read(
+        self, asked: Question, hits: Sequence[Hit], timings: dict[str, float] | None = None
+    ) -> list[Reading]:
+        """The reader's windows, best first; with a language model that can score text, the top
+        ones reranked by how likely each makes the question (UPR)."""
+        timings = {} if timings is None else timings
+        t = time.perf_counter()
+        readings = self.reader.read(asked, [h.chunk for h in hits])
+        timings["read"] = _ms(t)
+        scorer = getattr(self.chat_model, "continuation_logprobs", None)
+        if scorer is None or len(readings) < 2:
+            return readings
+        t = time.perf_counter()
+        top = _distinct(readings)[: self.rerank_windows]
+        likelihood = scorer(
+            [f"Passage: {r.text}\nA question this passage answers:" for r in top], " " + asked.text
+        )
+        for reading, logp in zip(top, likelihood, strict=True):
+            reading.features["question_logp"] = logp
+            reading.features["reader_score"] = reading.score
+            reading.score += self.rerank_weight * logp
+        top.sort(key=lambda r: r.score, reverse=True)
+        timings["rerank"] = _ms(t)
+        return top
+
+    rerank_windows: int = 6
+    rerank_weight: float = 0.5
+
+    def _unmentioned(self, asked: Question, filters: Filters, principal: Principal) -> list[str]:
+        """The identifiers the question names that no readable document contains."""
+        if not asked.identifiers:
+            return []
+        store = self.retriever.store
+        return store.missing_terms(asked.identifiers, filters, principal)
+
+    def _generated_answer(self, question: str, hits: list[Hit], timings: dict) -> Answer:
+        """The "sentence" style: the model writes from numbered sources; checked sentence by
+        sentence; the extractive answer when nothing holds up."""
+        sources, context = build_context(hits, self._count_tokens, self.context_tokens)
+        t = time.perf_counter()
+        raw = self._generate(question, context)
+        timings["generate"] = _ms(t)
+        t = time.perf_counter()
+        answer = self._verify(raw, question, sources, hits)
+        if answer is not None and not self._on_topic(question, answer, sources):
+            answer = None  # faithful to a source, but not an answer to this question
+        timings["verify"] = _ms(t)
+        if answer is not None:
+            return answer
+        t = time.perf_counter()
+        extracted = self.extractive.answer(question, sources)
+        timings["extractive"] = _ms(t)
+        if extracted is None:
+            return Answer(REFUSAL, True, [], hits, mode="refused")
+        text, citations = extracted
+        return Answer(text, False, citations, hits, mode="extractive")
+
+    def _short_answer(
+        self, question: str, asked: Question, best: Reading, hits: list[Hit]
+    ) -> Answer | None:
+        """A short phrase for the question, read out of the reader's best window.
+
+        Where the question asks for a typed value (a duration, a version, a number) and the
+        window holds one, that value is the phrase. Otherwise the model copies a span: small
+        models copy from one sentence far more reliably than they answer from pages of context.
+        The phrase must come from the window (lexical support) and add something the question
+        does not already say.
         """
-        found = self.extractive.best_sentence(question, sources)
-        if found is None or found[2] < self.extractive.min_score:
-            return None
-        source, sentence, _ = found
-        messages = [
-            {
-                "role": "system",
-                "content": "Answer the question with a short phrase copied from the text.",
-            },
-            {"role": "user", "content": f"Text: {sentence}\n\nQuestion: {question}"},
-        ]
-        raw = self.chat_model.chat(
-            messages, max_new_tokens=24, temperature=0.0, stop=["\n"]
-        ).strip()
-        phrase = trim_echo(strip_citations(raw.splitlines()[0] if raw else ""), question)
-        words = content_words(phrase)
-        new_words = set(words) - set(content_words(question))
-        if (
-            not words
-            or not new_words
-            or lexical_support(phrase, sentence) < 0.75
-            or len(words) > 12
-        ):
-            return None
-        chunk = source.hit.chunk
-        citation = Citation.of(source.n, chunk, sentence)
-        checked = [AnswerSentence(phrase, [source.n], lexical_support(phrase, sentence), 0.0, True)]
+        window = best.text
+        phrase = best_value(asked.kind, window) if asked.kind in VALUE_KINDS else None
+        raw = phrase or ""
+        if not phrase:
+            messages = [
+                {
+                    "role": "system",
+                    "content": "Answer the question with a short phrase copied from the text.",
+                },
+                {"role": "user", "content": f"Text: {window}\n\nQuestion: {question}"},
+            ]
+            raw = self.chat_model.chat(
+                messages, max_new_tokens=24, temperature=0.0, stop=["\n"]
+            ).strip()
+            phrase = trim_echo(strip_citations(raw.splitlines()[0] if raw else ""), question)
+            words = content_words(phrase)
+            new_words = set(words) - set(content_words(question))
+            if (
+                not words
+                or not new_words
+                or lexical_support(phrase, window) < 0.75
+                or len(words) > 12
+            ):
+                return None
+        citation = Citation.of(1, best.chunk, window)
+        checked = [AnswerSentence(phrase, [1], lexical_support(phrase, window), 0.0, True)]
         return Answer(
-            f"{phrase} [{source.n}]",
-            False,
-            [citation],
-            hits,
-            mode="generated",
-            sentences=checked,
-            raw=raw,
+            f"{phrase} [1]", False, [citation], hits, mode="generated", sentences=checked, raw=raw
         )
 
     def _on_topic(self, question: str, answer: Answer, sources: list[Source]) -> bool:
@@ -560,3 +628,103 @@ class GroundedAnswerer:
 
 def _ms(t0: float) -> float:
     return round((time.perf_counter() - t0) * 1000, 2)
+
+
+STYLES = ("quote", "sentence", "short")
+# kinds whose answer is a value the reader can lift out of a sentence as the short answer
+VALUE_KINDS = {"date", "duration", "quantity", "version"}
+
+
+class Answerability:
+    """Whether the reader's best window answers the question, and the refusal when it does not.
+
+    A logistic model over the window's features (how close it is to the question, how much of the
+    question's subject it covers, whether it holds a value of the asked type, its reader score,
+    and, when the model reranked the windows, how likely it makes the question). Weights and
+    threshold come from benchmarks/qa_dev/calibrate.py: SQuAD 2.0's trick on the development set,
+    each answerable question asked again with its own pages filtered out, beside the questions
+    the pages never answer.
+    """
+
+    # calibrate.py's output; at 0.45 the cross-validated refusal rates on the development set
+    # were: answerable 0.06 (0.08 reranked), filtered-out pages 0.73 (0.72), the questions the
+    # pages never answer 0.86-1.00
+    READER: ClassVar[dict[str, float]] = {
+        "similarity": 2.776, "coverage": 1.298, "coverage_idf": 1.057, "value": 0.381,
+        "rank": -0.425, "reader_score": 2.030,
+    }  # fmt: skip
+    READER_BIAS: ClassVar[float] = -3.396
+    RERANKED: ClassVar[dict[str, float]] = {
+        "similarity": 2.496, "coverage": 1.310, "coverage_idf": 0.782, "value": 0.823,
+        "rank": 0.078, "reader_score": 1.608, "question_logp": 0.098,
+    }  # fmt: skip
+    RERANKED_BIAS: ClassVar[float] = -3.126
+
+    def __init__(self, threshold: float = 0.45):
+        self.threshold = threshold
+
+    def probability(self, best: Reading) -> float:
+        """P(the window answers the question), from its features."""
+        reranked = "question_logp" in best.features
+        weights = self.RERANKED if reranked else self.READER
+        z = (self.RERANKED_BIAS if reranked else self.READER_BIAS) + sum(
+            w * best.features.get(name, 0.0) for name, w in weights.items()
+        )
+        return 1.0 / (1.0 + math.exp(-z))
+
+    def answerable(self, asked: Question, best: Reading) -> bool:
+        return self.probability(best) >= self.threshold
+
+    def refusal(self, asked: Question) -> str:
+        """ "The documents do not answer this: ..." with what was asked (type and subject)."""
+        topic = _topic(asked.text)
+        what = _ASKED.get(asked.kind, "the answer")
+        about = f" about {topic}" if topic else ""
+        return f"The documents do not answer this: no passage{about} gives {what}."
+
+
+_ASKED = {
+    "default": "the default value asked for",
+    "duration": "the duration asked for",
+    "quantity": "the number asked for",
+    "version": "the version asked for",
+    "name": "the name asked for",
+}
+
+
+def _topic(question: str) -> str:
+    """The question's most telling words, as the user wrote them (for a refusal)."""
+    from lmforge.rag.question import TYPE_WORDS
+
+    words = [w for w in content_words(question) if w not in TYPE_WORDS]
+    return " ".join(words[:4])
+
+
+def _join(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def _distinct(readings: Sequence[Reading]) -> list[Reading]:
+    """Readings best first, each sharing no sentence of its passage with a better one."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for r in readings:
+        keys = {(r.chunk.chunk_id, s) for s in r.sentences}
+        if keys & seen:
+            continue
+        seen |= keys
+        out.append(r)
+    return out
+
+
+def quote_answer(readings: Sequence[Reading], hits: list[Hit], margin: float) -> Answer:
+    """The best window quoted and cited, and the next distinct one too when it scores within
+    ``margin`` of it (a manual often says the fact in two places, or the reader is unsure)."""
+    chosen = _distinct(readings)[:2]
+    if len(chosen) == 2 and chosen[1].score < chosen[0].score - margin:
+        chosen = chosen[:1]
+    parts, citations = [], []
+    for n, reading in enumerate(chosen, start=1):
+        parts.append(f'"{reading.text}" [{n}]')
+        citations.append(Citation.of(n, reading.chunk, reading.text))
+    return Answer(" ".join(parts), False, citations, list(hits), mode="extractive")

@@ -111,7 +111,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="print one JSON object (answer, refused, citations, retrieved, timings_ms)",
     )
-    a.add_argument("--k", type=int, default=5, help="chunks to retrieve (default 5)")
+    a.add_argument("--k", type=int, default=8, help="chunks to retrieve and read (default 8)")
     a.add_argument(
         "--filter",
         action="append",
@@ -146,9 +146,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     a.add_argument(
         "--style",
-        default="sentence",
-        choices=["sentence", "short"],
-        help="sentence: cited sentences from the sources; short: a short phrase read from the best sentence",
+        default="quote",
+        choices=["quote", "sentence", "short"],
+        help="quote: the sentences that answer, quoted and cited (default); sentence: the model "
+        "writes cited sentences, each checked against its source; short: a short phrase read "
+        "from the best sentence",
     )
     a.add_argument(
         "--unsupported",

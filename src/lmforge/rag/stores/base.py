@@ -84,6 +84,13 @@ class Store(Protocol):
         """(chunk_id, cosine) best first."""
         ...
 
+    def missing_terms(
+        self, terms: Sequence[str], filters: Filters, principal: Principal
+    ) -> list[str]:
+        """The terms (each a word or phrase, tokenized as lexical search tokenizes) that no chunk
+        the principal may read contains: what the documents never mention."""
+        ...
+
     def get_chunks(self, chunk_ids: Sequence[str]) -> dict[str, Chunk]: ...
 
     def get_embeddings(self, chunk_ids: Sequence[str]) -> dict[str, np.ndarray]: ...

@@ -403,6 +403,28 @@ class PostgresStore:
         rows = self.conn.execute(sql, [*hit_params, bm25.IDF_FLOOR, *params, k]).fetchall()
         return [(cid, float(s)) for cid, s in rows]
 
+    def missing_terms(
+        self, terms: Sequence[str], filters: Filters, principal: Principal
+    ) -> list[str]:
+        if not self._ready:
+            return list(terms)
+        where, params = self._where(filters, principal)
+        missing = []
+        for term in terms:
+            phrases = bm25.query_phrases([term])
+            if not phrases:
+                missing.append(term)
+                continue
+            hits, values = self._phrase_hits(0, phrases[0])
+            row = self.conn.execute(
+                f"SELECT 1 FROM ({hits}) h JOIN {self._t('chunks')} c ON c.id = h.chunk"
+                f" JOIN {self._t('documents')} d ON d.doc_id = c.doc_id WHERE {where} LIMIT 1",
+                [*values, *params],
+            ).fetchone()
+            if row is None:
+                missing.append(term)
+        return missing
+
     def _phrase_hits(self, index: int, phrase: tuple[str, ...]) -> tuple[str, list[Any]]:
         """SQL for (phrase, chunk, f): the chunks holding phrase, f its column-weighted count there.
 

@@ -339,6 +339,25 @@ class SQLiteStore:
         )
         return [(cid, float(s)) for cid, s in self.conn.execute(sql, [match, *params, k])]
 
+    def missing_terms(
+        self, terms: Sequence[str], filters: Filters, principal: Principal
+    ) -> list[str]:
+        restricted = self._needs_restriction(filters)
+        where, params = self._where(filters, principal) if restricted else ("1", [])
+        missing = []
+        for term in terms:
+            phrase = '"' + term.replace('"', " ") + '"'  # one FTS5 phrase, tokenized as indexed
+            row = self.conn.execute(
+                "SELECT 1 FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid"
+                f" JOIN documents d ON d.doc_id = c.doc_id WHERE chunks_fts MATCH ? AND {where} LIMIT 1"
+                if restricted
+                else "SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT 1",
+                [phrase, *params],
+            ).fetchone()
+            if row is None:
+                missing.append(term)
+        return missing
+
     def vectors(self) -> VectorIndex:
         with self._lock:
             info = self._meta_get("embedder")

@@ -1,0 +1,257 @@
+"""The reader: the sentence (or sentence pair) of the retrieved passages that answers a question.
+
+Reference manuals state a fact next to the sentence that names the thing ("...if the database is
+locked by another connection. Default five seconds."), so the reader weighs windows of one
+sentence and of two neighbouring sentences. A window scores by how close it is to the question
+(embedding cosine), how many of the question's subject words it and its section share, and
+whether it holds a value of the asked type (a duration for "how long", a version for "since
+when", a default for "by default", a name for "which function"); a pair must earn its second
+sentence. Sentences are read from the cleaned text (`clean.py`), paragraph by paragraph, so
+markup never reaches a quote and a heading never joins the sentence after it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from lmforge.rag.chunker import sentence_spans
+from lmforge.rag.clean import paragraphs
+from lmforge.rag.embedder import Embedder
+from lmforge.rag.question import Question
+from lmforge.rag.text import content_words, stem
+from lmforge.rag.types import Chunk
+
+_NUMBER_WORDS = (
+    r"zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|"
+    r"fifty|sixty|hundred|thousand|million|billion|half|once|twice"
+)
+_NUMBER = rf"(?:\d[\d,._]*(?:\.\d+)?|\b(?:{_NUMBER_WORDS})\b)"
+_TIME_UNIT = r"(?:ms|milliseconds?|µs|microseconds?|ns|nanoseconds?|s|secs?|seconds?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?)\b"
+
+# What a window must hold to answer each kind of question (None: any sentence may answer).
+VALUE_PATTERNS: dict[str, re.Pattern | None] = {
+    "date": re.compile(
+        r"\b(1\d{3}|20\d{2})s?\b|\b(January|February|March|April|May|June|July|August|September|"
+        r"October|November|December)\b|\b\d{1,2}(st|nd|rd|th) century\b",
+        re.I,
+    ),
+    "duration": re.compile(
+        rf"{_NUMBER}\s*-?\s*{_TIME_UNIT}|\b(forever|indefinitely|no timeout|never times? out|"
+        r"blocks? (until|forever)|timeout=\w+|wait(s|ing)? (for ever|forever))",
+        re.I,
+    ),
+    "quantity": re.compile(
+        rf"{_NUMBER}|\b(unlimited|no limit|unbounded|infinite|any (size|number)|maxsize)\b", re.I
+    ),
+    "version": re.compile(
+        r"\b(version|python)\s+\d+\.\d+|\bnew in \d+\.\d+|\b\d+\.\d+\s+(and|or) (later|newer)", re.I
+    ),
+    "default": re.compile(
+        r"\bdefaults?\b|\bby default\b|\w=[^\s,)]+|\bif (omitted|not (given|specified|set|provided))\b|"
+        r"\botherwise\b|\bunless\b|\bis used\b|\binitially\b",
+        re.I,
+    ),
+    "name": re.compile(
+        r"\w\(\)|\b[A-Za-z_]\w*\.[A-Za-z_]\w*|\b\w+_\w+\b|\b[a-z]+[A-Z]\w*|\b[A-Z][a-z]+[A-Z]\w*|"
+        r"\b\w+(Error|Exception|Warning)\b|\b[A-Z]{3,}\b|--?[a-z][\w-]*",
+    ),
+    "yesno": None,
+    "definition": None,
+    "other": None,
+}
+
+
+@dataclass
+class Reading:
+    """A window of one or two sentences of a passage, and how well it answers the question.
+
+    ``rank`` is the passage's position among the retrieved (0 = best); ``coverage`` the share of
+    the question's subject words found in the window or its passage's title and section path.
+    """
+
+    chunk: Chunk
+    rank: int
+    sentences: tuple[str, ...]
+    score: float
+    similarity: float
+    coverage: float
+    has_value: bool
+    features: dict[str, float]
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.sentences)
+
+
+def reading_sentences(chunk_text: str) -> list[tuple[int, str]]:
+    """(paragraph number, sentence) of a passage's cleaned text, in order; headings stand alone."""
+    out = []
+    for n, paragraph in enumerate(paragraphs(chunk_text)):
+        out += [(n, paragraph[a:b]) for a, b in sentence_spans(paragraph, 0, len(paragraph))]
+    return out
+
+
+_VERSION_NOTE = re.compile(r"^(New in version|Changed in version|Deprecated since version)\b")
+
+
+def has_value(kind: str, text: str) -> bool:
+    pattern = VALUE_PATTERNS.get(kind)
+    return pattern is None or bool(pattern.search(text))
+
+
+# The window features and their weights in the score, set by hand on the Python-docs development
+# set (benchmarks/qa_dev). Weights fitted there (a listwise objective: the windows holding the
+# asked fact against the rest of the question's, cross-validated by question) did no better.
+WEIGHTS: dict[str, float] = {
+    "similarity": 0.55,  # embedding cosine of question and window (its first or last sentence)
+    "coverage": 0.25,  # share of the question's subject words in the window (title/section: half)
+    "coverage_idf": 0.20,  # the same, each word weighted by its rarity among the passages read
+    "value": 0.15,  # the window holds a value of the asked type
+    "extra": -0.04,  # sentences added to the first to reach the value
+    "rank": 0.03,  # 1 / (1 + the passage's retrieval rank)
+    "code": -0.10,  # the first sentence is a signature or code rather than prose
+    "lead": 0.0,  # the window opens its paragraph
+    "length": 0.0,  # words in the window / 60, capped at 1
+}
+
+
+class Reader:
+    """Scores every window of the top passages for a question; best first."""
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        max_passages: int = 8,
+        weights: dict[str, float] | None = None,
+    ):
+        self.embedder = embedder
+        self.max_passages = max_passages
+        self.weights = dict(WEIGHTS if weights is None else weights)
+
+    def read(self, question: Question, chunks: Sequence[Chunk]) -> list[Reading]:
+        passages = [(rank, c, reading_sentences(c.text)) for rank, c in enumerate(chunks)]
+        passages = passages[: self.max_passages]
+        texts = [s for _, _, sentences in passages for _, s in sentences]
+        if not texts:
+            return []
+        vectors = self.embedder.embed([question.text, *texts])
+        cosines = iter((vectors[1:] @ vectors[0]).tolist())
+        rarity = _rarity([{stem(w) for w in content_words(t)} for t in texts])
+        readings = []
+        for rank, chunk, sentences in passages:
+            cos = [next(cosines) for _ in sentences]
+            readings += self._windows(question, rank, chunk, sentences, cos, rarity)
+        readings.sort(key=lambda r: r.score, reverse=True)
+        return readings
+
+    def _windows(
+        self,
+        question: Question,
+        rank: int,
+        chunk: Chunk,
+        sentences: list[tuple[int, str]],
+        cos: list[float],
+        rarity: dict[str, float],
+    ) -> list[Reading]:
+        """Windows of up to three sentences of one paragraph starting at each sentence (a later
+        sentence only when it brings the value the first lacks), and a sentence with the version
+        note that follows its paragraph."""
+        subject = set(question.subject)
+        context = {stem(w) for w in content_words(" ".join((chunk.title, *chunk.section)))}
+        words = [{stem(w) for w in content_words(s)} for _, s in sentences]
+        out = []
+        for i, (paragraph, first) in enumerate(sentences):
+            if len(content_words(first)) < 2:
+                continue
+            first_valued = has_value(question.kind, first)
+            ends = [i]
+            for j in range(i + 1, min(i + 3, len(sentences))):
+                same = sentences[j][0] == paragraph
+                note = question.kind == "version" and _VERSION_NOTE.match(sentences[j][1])
+                if not (same or note):
+                    break
+                if not first_valued and has_value(question.kind, sentences[j][1]):
+                    ends.append(j)
+            for j in ends:
+                found = set().union(*(words[k] for k in range(i, j + 1)))
+                quote = tuple(sentences[k][1] for k in range(i, j + 1))
+                features = {
+                    "similarity": max(cos[i], 0.9 * cos[j]),
+                    "coverage": _coverage(subject, found, context),
+                    "coverage_idf": _coverage(subject, found, context, rarity),
+                    "value": float(first_valued or j > i),
+                    "extra": float(j - i),
+                    "rank": 1.0 / (1 + rank),
+                    "code": float(_looks_like_code(first)),
+                    "lead": float(i == 0 or sentences[i - 1][0] != paragraph),
+                    "length": min(sum(len(q.split()) for q in quote) / 60, 1.0),
+                }
+                score = sum(self.weights.get(k, 0.0) * v for k, v in features.items())
+                features["reader_score"] = score
+                out.append(
+                    Reading(
+                        chunk,
+                        rank,
+                        quote,
+                        float(score),
+                        features["similarity"],
+                        features["coverage"],
+                        bool(features["value"]),
+                        features,
+                    )
+                )
+        return out
+
+
+def _rarity(sentence_words: list[set[str]]) -> dict[str, float]:
+    """An IDF over the sentences read: words in few of them tell passages apart."""
+    counts: dict[str, int] = {}
+    for words in sentence_words:
+        for w in words:
+            counts[w] = counts.get(w, 0) + 1
+    n = len(sentence_words)
+    return {w: math.log(1 + n / c) for w, c in counts.items()}
+
+
+def _coverage(
+    subject: set[str],
+    window: set[str],
+    context: set[str],
+    rarity: dict[str, float] | None = None,
+) -> float:
+    """Share of subject words in the window, words only in the title or section counting half;
+    with ``rarity``, each word weighted by it (unseen words as the rarest)."""
+    if not subject:
+        return 0.0
+    top = max(rarity.values(), default=1.0) if rarity else 1.0
+
+    def weight(w: str) -> float:
+        return rarity.get(w, top) if rarity else 1.0
+
+    total = sum(weight(w) for w in subject)
+    found = sum(weight(w) for w in subject & window)
+    found += 0.5 * sum(weight(w) for w in (subject - window) & context)
+    return found / total
+
+
+def _looks_like_code(sentence: str) -> bool:
+    """A signature or a line of code rather than prose: no verb-like run of words, many symbols."""
+    symbols = sum(sentence.count(ch) for ch in "()[]{}=<>:;'\"")
+    return symbols > max(3, len(sentence.split()) // 2) or not re.search(
+        r"[a-z]{2,} [a-z]{2,}", sentence
+    )
+
+
+def best_value(kind: str, text: str) -> str | None:
+    """The first value of the asked type in ``text`` (for short answers), if the type has one."""
+    pattern = VALUE_PATTERNS.get(kind)
+    if pattern is None:
+        return None
+    match = pattern.search(text)
+    return match.group(0) if match else None
+
+
+__all__ = ["Reader", "Reading", "best_value", "has_value", "reading_sentences"]
