@@ -95,7 +95,15 @@ def main() -> None:
     questions = [json.loads(line) for line in (HERE / "questions.jsonl").open()]
     pages = (HERE / "pages.txt").read_text().split()
     rag = build_store(Path(args.store))
-    base = ["similarity", "coverage", "coverage_idf", "value", "rank", "reader_score"]
+    base = [
+        "similarity",
+        "coverage",
+        "coverage_idf",
+        "value",
+        "named_default",
+        "rank",
+        "reader_score",
+    ]
     for label, model, names in [
         ("extractive reader", None, base),
         (f"reader reranked by {args.model}", args.model, [*base, "question_logp"]),

@@ -36,6 +36,8 @@ _DROPPED_DIRECTIVES = {
     "tabularcolumns", "testoutput", "testcode", "doctest", "opcode", "program",
 }  # fmt: skip
 _TARGET = re.compile(r"^[ \t]*\.\. (?:_[^:\n]+|\|[^|\n]+\|[^\n]*):[^\n]*$", re.MULTILINE)
+# Sphinx's "**Source code:** :source:`Lib/x.py`" line under a module's title: a link, not prose
+_SOURCE_LINK = re.compile(r"^[ \t]*\*\*Source code:\*\*[^\n]*$", re.MULTILINE)
 _COMMENT = re.compile(r"^[ \t]*\.\.(?:[ \t]+[^\n]*)?$", re.MULTILINE)
 _OPTION_LINE = re.compile(
     r"^[ \t]*:(?:noindex|no-index|module|platform|synopsis|deprecated|async|abstractmethod|"
@@ -82,9 +84,10 @@ def clean_markup(text: str) -> str:
     """``text`` without markup: plain prose, paragraphs separated by one blank line."""
     text = _CONTINUATION.sub(" ", text)  # signatures continued over lines with "\\"
     text = _VERSION_DIRECTIVE.sub(_version_line, text)
-    text = _DIRECTIVE.sub(_directive_line, text)
     text = _drop_code(text)
+    text = _DIRECTIVE.sub(_directive_line, text)
     text = _TARGET.sub("", text)
+    text = _SOURCE_LINK.sub("", text)
     text = _COMMENT.sub("", text)
     text = _OPTION_LINE.sub("", text)
     text = _PARAM_FIELD.sub(r"\1:", text)
@@ -117,8 +120,9 @@ def paragraphs(text: str) -> list[str]:
 
 
 def _drop_code(text: str) -> str:
-    """Interactive sessions (``>>>``) and literal blocks (the indented block after a paragraph
-    ending in ``::``, or a fenced block) are code, not sentences to quote."""
+    """Interactive sessions (``>>>``), literal blocks (the indented block after a paragraph
+    ending in ``::``, or a fenced block) and the bodies of directives that hold code or layout
+    (``.. testsetup::``, ``.. code-block::``, ...) are not sentences to quote."""
     out: list[str] = []
     lines = text.split("\n")
     i = 0
@@ -136,6 +140,16 @@ def _drop_code(text: str) -> str:
             while i < len(lines) and lines[i].strip():
                 i += 1
             continue
+        directive = _DIRECTIVE.match(line)
+        if directive and directive.group(2).split(":")[-1] in _DROPPED_DIRECTIVES:
+            indent = len(directive.group(1))
+            i += 1
+            while i < len(lines) and (
+                not lines[i].strip() or len(lines[i]) - len(lines[i].lstrip()) > indent
+            ):
+                i += 1
+            out.append("")
+            continue
         out.append(line)
         i += 1
         if stripped.endswith("::"):
@@ -150,6 +164,11 @@ def _drop_code(text: str) -> str:
             ):
                 k += 1
             if k > j:
+                block = [ln.strip() for ln in lines[j:k] if ln.strip()]
+                if len(block) <= 2 and all(len(ln) <= 80 for ln in block):
+                    # a one-line command completes its sentence ("... with the path: python -m
+                    # venv env"): keep it inline; longer listings are dropped
+                    out[-1] = line.rstrip() + " " + " ".join(block)
                 out.append("")
                 i = k
     return "\n".join(out)

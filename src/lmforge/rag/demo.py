@@ -1,4 +1,5 @@
-"""`make demo`: index the bundled sample corpus and answer three questions with citations.
+"""`make demo`: index the bundled sample corpus, answer three questions with citations, and refuse
+a fourth that the documents do not answer.
 
 The store lives in the user's cache directory (``$XDG_CACHE_HOME/lmforge/demo-store``), so a second
 run is incremental and finds every document unchanged. ``--store DIR`` picks another place and
@@ -20,6 +21,8 @@ QUESTIONS = [
     "How do I handle an exception in Python?",
     "What does the break statement do in a loop?",
     "How do I create a virtual environment?",
+    # pip has no such setting: an honest refusal names what the documents never mention
+    "How many downloads does pip run at once with its parallel_downloads setting?",
 ]
 
 
@@ -36,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         "--extractive", action="store_true", help="answer without the language model"
     )
     parser.add_argument(
-        "questions", nargs="*", help="questions to ask (default: three sample questions)"
+        "questions", nargs="*", help="questions to ask (default: four sample questions)"
     )
     args = parser.parse_args(argv)
 

@@ -15,6 +15,14 @@ from lmforge.rag.text import STOPWORDS, content_words, stem
 
 # Answer types, tried in order; the first whose pattern matches the question wins.
 _KINDS: list[tuple[str, re.Pattern]] = [
+    (  # by its form, unless it offers alternatives ("a min-heap or a max-heap?")
+        "yesno",
+        re.compile(
+            r"^(is|are|was|were|does|do|did|can|could|will|would|should|has|have|must|may)\b"
+            r"(?!.*\bor\b)",
+            re.I,
+        ),
+    ),
     (
         "version",
         re.compile(
@@ -34,7 +42,8 @@ _KINDS: list[tuple[str, re.Pattern]] = [
     (
         "date",
         re.compile(
-            r"^(when|in what year|in which year)\b|\b(what|which) (year|date|decade|century|month)\b",
+            r"^when (was|were|did|is|does|will|do)\b|^(in what|in which) year\b|"
+            r"\b(what|which) (year|date|decade|century|month)\b",
             re.I,
         ),
     ),
@@ -61,7 +70,7 @@ _KINDS: list[tuple[str, re.Pattern]] = [
         re.compile(
             r"\bhow (many|much|big|large|small|long|far|deep|wide|high|fast)\b|"
             r"\b(maximum|minimum|max|min|limit|largest|smallest|latest|earliest|size|number of|"
-            r"count|resolution|period|port|percentage|level)\b",
+            r"count|resolution|period|port|percentage|level|code|status)\b",
             re.I,
         ),
     ),
@@ -76,12 +85,6 @@ _KINDS: list[tuple[str, re.Pattern]] = [
             r"\bwhat (should|do|can) (i|we) (use|call|pass)\b|\bwhat('s| is) the name\b|"
             r"\bhow do (i|we) tell\b|\bwhat error\b",
             re.I,
-        ),
-    ),
-    (
-        "yesno",
-        re.compile(
-            r"^(is|are|was|were|does|do|did|can|could|will|would|should|has|have|must|may)\b", re.I
         ),
     ),
     ("definition", re.compile(r"^(what|who|why|how)\b", re.I)),

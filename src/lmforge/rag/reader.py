@@ -21,7 +21,7 @@ from lmforge.rag.chunker import sentence_spans
 from lmforge.rag.clean import paragraphs
 from lmforge.rag.embedder import Embedder
 from lmforge.rag.question import Question
-from lmforge.rag.text import content_words, stem
+from lmforge.rag.text import STOPWORDS, content_words, stem
 from lmforge.rag.types import Chunk
 
 _NUMBER_WORDS = (
@@ -94,6 +94,24 @@ def reading_sentences(chunk_text: str) -> list[tuple[int, str]]:
     return out
 
 
+# A sentence that goes on about the one before it.
+_ANAPHORA = re.compile(r"^(It|This|That|These|They|Its|Their|Such|The default)\b")
+_VALUE_ASKING = {"default", "duration", "quantity"}
+
+
+def _named_default(question: Question) -> re.Pattern | None:
+    """For a question after a value: ``name=value`` for a name the question uses (a signature's
+    ``timeout=1.0`` answers "how long does it wait before it times out")."""
+    if question.kind not in _VALUE_ASKING:
+        return None
+    names = {w for w in re.findall(r"[A-Za-z_]\w+", question.text) if w.lower() not in STOPWORDS}
+    names = {n for n in names if len(n) > 2}
+    if not names:
+        return None
+    alternatives = "|".join(sorted(map(re.escape, names), key=len, reverse=True))
+    return re.compile(rf"(?<![\w.])({alternatives})\s*=\s*[^\s,)]", re.IGNORECASE)
+
+
 _VERSION_NOTE = re.compile(r"^(New in version|Changed in version|Deprecated since version)\b")
 
 
@@ -110,6 +128,7 @@ WEIGHTS: dict[str, float] = {
     "coverage": 0.25,  # share of the question's subject words in the window (title/section: half)
     "coverage_idf": 0.20,  # the same, each word weighted by its rarity among the passages read
     "value": 0.15,  # the window holds a value of the asked type
+    "named_default": 0.25,  # a signature or text sets a word of the question: "timeout=1.0"
     "extra": -0.04,  # sentences added to the first to reach the value
     "rank": 0.03,  # 1 / (1 + the passage's retrieval rank)
     "code": -0.10,  # the first sentence is a signature or code rather than prose
@@ -161,6 +180,7 @@ class Reader:
         note that follows its paragraph."""
         subject = set(question.subject)
         context = {stem(w) for w in content_words(" ".join((chunk.title, *chunk.section)))}
+        named = _named_default(question)
         words = [{stem(w) for w in content_words(s)} for _, s in sentences]
         out = []
         for i, (paragraph, first) in enumerate(sentences):
@@ -168,24 +188,32 @@ class Reader:
                 continue
             first_valued = has_value(question.kind, first)
             ends = [i]
+            is_note = _VERSION_NOTE.match(first)
             for j in range(i + 1, min(i + 3, len(sentences))):
                 same = sentences[j][0] == paragraph
                 note = question.kind == "version" and _VERSION_NOTE.match(sentences[j][1])
+                if question.kind == "version" and is_note and j == i + 1:
+                    ends.append(j)  # a note heading the paragraph it is about
+                    continue
                 if not (same or note):
                     break
                 if not first_valued and has_value(question.kind, sentences[j][1]):
                     ends.append(j)
+                elif j == i + 1 and _ANAPHORA.match(sentences[j][1]):
+                    ends.append(j)  # "The epoch is ... It is January 1, 1970": one thought
             for j in ends:
                 found = set().union(*(words[k] for k in range(i, j + 1)))
                 quote = tuple(sentences[k][1] for k in range(i, j + 1))
+                sets_asked = bool(named and named.search(" ".join(quote)))
                 features = {
                     "similarity": max(cos[i], 0.9 * cos[j]),
                     "coverage": _coverage(subject, found, context),
                     "coverage_idf": _coverage(subject, found, context, rarity),
-                    "value": float(first_valued or j > i),
+                    "value": float(first_valued or has_value(question.kind, " ".join(quote))),
+                    "named_default": float(sets_asked),
                     "extra": float(j - i),
                     "rank": 1.0 / (1 + rank),
-                    "code": float(_looks_like_code(first)),
+                    "code": float(_looks_like_code(first) and not sets_asked),
                     "lead": float(i == 0 or sentences[i - 1][0] != paragraph),
                     "length": min(sum(len(q.split()) for q in quote) / 60, 1.0),
                 }
