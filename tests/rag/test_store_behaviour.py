@@ -308,3 +308,22 @@ def test_lexical_ranking_is_the_same_with_or_without_a_filter(store_url, embedde
         assert [c for c, _ in plain] == [c for c, _ in filtered], query
         np.testing.assert_allclose([s for _, s in plain], [s for _, s in filtered], rtol=1e-9)
     store.close()
+
+
+def test_missing_terms_checks_the_whole_store_within_access(store_url, corpus, embedder, tmp_path):
+    store = open_store(store_url)
+    index(store, embedder, [corpus], tmp_path)
+    none = parse_filters(None)
+    terms = ["Vesuvius", "Camellia sinensis", "zorblax_turbo", "Zorblax", "staff engineer"]
+    # "Zorblax" and "staff engineer" are only in the HR-only document: absent for who may not read it
+    assert store.missing_terms(terms, none, ANONYMOUS) == [
+        "zorblax_turbo",
+        "Zorblax",
+        "staff engineer",
+    ]
+    assert store.missing_terms(terms, none, Principal("alice", ("hr",))) == ["zorblax_turbo"]
+    # filters narrow the documents looked at, as they narrow search
+    assert store.missing_terms(
+        ["Vesuvius"], parse_filters(["team=people"]), Principal("a", ("hr",))
+    ) == ["Vesuvius"]
+    store.close()
