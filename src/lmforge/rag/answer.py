@@ -20,6 +20,7 @@ import numpy as np
 
 from lmforge.errors import LmforgeError
 from lmforge.rag.chunker import sentence_spans
+from lmforge.rag.clean import clean_markup
 from lmforge.rag.embedder import Embedder, MemoEmbedder
 from lmforge.rag.filters import ANONYMOUS, Filters, Principal, parse_filters
 from lmforge.rag.question import Question, analyse
@@ -59,7 +60,8 @@ class Citation:
 
     @classmethod
     def of(cls, n: int, chunk: Chunk, quote: str) -> Citation:
-        return cls(n, chunk.path, chunk.title, chunk.chunk_id, quote, chunk.source)
+        title = clean_markup(chunk.title)  # titles are stored raw (":mod:`x` --- ...")
+        return cls(n, chunk.path, title, chunk.chunk_id, quote, chunk.source)
 
 
 @dataclass

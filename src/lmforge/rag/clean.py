@@ -76,6 +76,7 @@ _RULE_LINE = re.compile(
     r"^[ \t]*([=\-~+|:^*#`'\"._])(?:[ \t]*[=\-~+|:^*#`'\"._]){2,}[ \t]*$", re.MULTILINE
 )
 _TABLE_ROW = re.compile(r"^[ \t]*\|(.*)\|[ \t]*$", re.MULTILINE)
+_EM_DASH = re.compile(r"(?<=\S) --- (?=\S)")  # reST's spelling of an em dash
 _CONTINUATION = re.compile(r"[ \t]*\\\n[ \t]*")
 _DOUBLE_COLON = re.compile(r"(\S)::(?=\s|$)|\s+::(?=\s|$)")
 
@@ -110,6 +111,7 @@ def clean_markup(text: str) -> str:
     text = _TABLE_ROW.sub(
         lambda m: "; ".join(c.strip() for c in m.group(1).split("|") if c.strip()), text
     )
+    text = _EM_DASH.sub(" — ", text)
     text = _DOUBLE_COLON.sub(lambda m: f"{m.group(1)}:" if m.group(1) else ":", text)
     return _normalise_space(text)
 

@@ -227,8 +227,11 @@ def run_ask(args: argparse.Namespace) -> int:
             where = f"{c.source_name}: {c.source}" if c.source_name else c.source
             print(f"  [{c.n}] {where} — {c.title}")
             print(f'      "{_clip(c.quote, 200)}"')
-    if answer.mode != "generated" and not answer.refused:
-        print("\n(extractive answer: the best supporting sentence, quoted)", file=sys.stderr)
+    if args.style == "sentence" and answer.mode == "extractive":
+        print(
+            "\n(no generated sentence held up: the best supporting sentence, quoted)",
+            file=sys.stderr,
+        )
     return 0
 
 
