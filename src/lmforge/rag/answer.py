@@ -1,10 +1,16 @@
-"""Grounded answering: numbered sources in, a cited and checked answer out.
+"""Grounded answering: retrieved passages in, a cited answer or an honest refusal out.
 
-The pipeline: retrieve -> refuse if retrieval is weak -> pack the best chunks into the model's
-token budget as numbered sources -> generate with a grounding instruction -> parse ``[n]``
-citations -> check every sentence against the source it cites (lexical and embedding support) ->
-drop (or flag) unsupported sentences -> if nothing survives, fall back to an extractive answer
-(the best supporting sentence, quoted and cited) -> refuse if even that is weak.
+The default ("quote") pipeline: analyse the question (`question.py`) -> refuse if it names an
+identifier no readable document contains -> retrieve, refuse if retrieval is weak -> read the
+passages' cleaned sentence windows (`reader.py`), reranked by the chat model's question
+likelihood when one is loaded -> refuse if the best window does not answer (`Answerability`,
+calibrated on benchmarks/qa_dev) -> quote the best window (and a close second), cited.
+
+The "sentence" style keeps the generating pipeline: pack the best chunks into the model's token
+budget as numbered sources -> generate with a grounding instruction -> parse ``[n]`` citations ->
+check every sentence against the source it cites -> drop (or flag) unsupported sentences -> fall
+back to the best supporting sentence, quoted. "short" lifts a typed value, or a phrase the model
+copies, out of the best window.
 """
 
 from __future__ import annotations
@@ -360,6 +366,9 @@ class GroundedAnswerer:
         relevance_ratio: float = 0.8,
         reader: Reader | None = None,
         answerability: Answerability | None = None,
+        rerank_windows: int = 6,
+        rerank_weight: float = 0.25,
+        second_quote_margin: float = 0.25,
     ):
         if unsupported not in {"drop", "flag"}:
             raise LmforgeError(f"unknown --unsupported mode {unsupported!r} (drop, flag)")
@@ -384,6 +393,12 @@ class GroundedAnswerer:
         self.extractive = ExtractiveAnswerer(sentence_embedder)
         self.reader = reader or Reader(sentence_embedder, max_passages=k)
         self.answerability = answerability or Answerability()
+        # the model rescores this many of the reader's best windows, its question log-likelihood
+        # weighted so against the reader's score (set on benchmarks/qa_dev)
+        self.rerank_windows = rerank_windows
+        self.rerank_weight = rerank_weight
+        # how close (in score) the next distinct window must come to be quoted too
+        self.second_quote_margin = second_quote_margin
 
     def _count_tokens(self, text: str) -> int:
         # the context budget is in the generator's tokens; without a generator, the embedder's
@@ -446,9 +461,6 @@ class GroundedAnswerer:
         answer.timings_ms = {**timings, "total": _ms(t_all)}
         return answer
 
-    # how close (in reader score) a second passage must come to be quoted too
-    second_quote_margin: float = 0.25
-
     def read(
         self, asked: Question, hits: Sequence[Hit], timings: dict[str, float] | None = None
     ) -> list[Reading]:
@@ -473,9 +485,6 @@ class GroundedAnswerer:
         top.sort(key=lambda r: r.score, reverse=True)
         timings["rerank"] = _ms(t)
         return top
-
-    rerank_windows: int = 6
-    rerank_weight: float = 0.25
 
     def _unmentioned(self, asked: Question, filters: Filters, principal: Principal) -> list[str]:
         """The identifiers the question names that no readable document contains."""
