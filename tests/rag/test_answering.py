@@ -225,7 +225,7 @@ def test_short_style_reads_a_phrase_from_the_best_sentence(retriever):
     # A phrase not in the sentence, or one that only restates the question, is not accepted.
     for reply in ["Rome and Naples", "Roman towns"]:
         fallback = GroundedAnswerer(retriever, ScriptedChat(reply), style="short").ask(question)
-        assert fallback.mode == "extractive", reply
+        assert fallback.mode == "quoted" and "Pompeii" in fallback.answer, reply
 
 
 def test_restating_the_question_is_not_an_answer(retriever):

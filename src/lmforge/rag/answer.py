@@ -86,7 +86,7 @@ class Answer:
     citations: list[Citation]
     retrieved: list[Hit]
     timings_ms: dict[str, float] = field(default_factory=dict)
-    mode: str = "generated"  # generated | extractive | refused
+    mode: str = "generated"  # quoted | generated | extractive (sentence-style fallback) | refused
     sentences: list[AnswerSentence] = field(default_factory=list)
     raw: str = ""
     reading: Reading | None = None  # the reader's best window (what answerability judged)
@@ -738,4 +738,4 @@ def quote_answer(readings: Sequence[Reading], hits: list[Hit], margin: float) ->
     for n, reading in enumerate(chosen, start=1):
         parts.append(f'"{reading.text}" [{n}]')
         citations.append(Citation.of(n, reading.chunk, reading.text))
-    return Answer(" ".join(parts), False, citations, list(hits), mode="extractive")
+    return Answer(" ".join(parts), False, citations, list(hits), mode="quoted")

@@ -101,8 +101,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a = subparsers.add_parser(
         "ask",
         help="answer a question from a store, with citations",
-        description="Retrieve (hybrid BM25 + dense), answer with the bundled model citing numbered "
-        "sources, check each sentence against its source, and refuse when the documents do not answer.",
+        description="Retrieve (hybrid BM25 + dense), read the passages for the sentences that "
+        "answer (reranked by the bundled model), and quote them with citations; refuse, saying "
+        "what is missing, when the documents do not answer.",
     )
     a.add_argument("question", help="the question")
     a.add_argument("--store", required=True, help="store directory, or a postgresql:// URL")
@@ -132,7 +133,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument(
         "--extractive",
         action="store_true",
-        help="no generation: quote the best supporting sentence",
+        help="no language model: the reader alone picks the sentences to quote",
     )
     a.add_argument(
         "--mmr",
