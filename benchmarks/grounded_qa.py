@@ -57,7 +57,7 @@ XQUAD = SHARED_DATA / "xquad-en" / "xquad.en.json"
 XQUAD_UNANSWERABLE = 300  # questions asked again without their gold paragraph
 NEAR_DOMAIN = {"nonexistent", "other-product", "unindexed-page"}
 QUICK_LIMIT = 30  # questions per set with --quick
-EXTRACTIVE = "extractive only (best sentence)"
+EXTRACTIVE = "extractive reader, no model"
 
 
 @dataclass(frozen=True)
@@ -241,13 +241,13 @@ def answerers(rag: Pipeline, args, qa: QASet) -> list[tuple[str, GroundedAnswere
     """(label, answerer): the model's (unless --no-llm; loaded once for all sets), then the
     extractive one."""
     out = []
+    style = args.style or qa.style
     if not args.no_llm:
         if args.model not in _chat_models:
             _chat_models[args.model] = rag.load_chat(args.model)
-        style = args.style or qa.style
         label = f"{args.model} grounded ({style})"
         out.append((label, rag.answerer(_chat_models[args.model], style=style)))
-    out.append((EXTRACTIVE, rag.answerer(None)))
+    out.append((f"{EXTRACTIVE} ({style})", rag.answerer(None, style=style)))
     return out
 
 

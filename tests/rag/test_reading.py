@@ -161,3 +161,14 @@ def test_question_analysis():
     assert identifiers("argparse accepts --verbose; it grows past 2 GiB") == []
     assert has_value("duration", "Default five seconds.") and not has_value("duration", "Waits.")
     assert has_value("default", "wait(aws, *, timeout=None)")
+
+
+def test_short_style_lifts_a_typed_value_without_a_model(docs_pipeline):
+    short = docs_pipeline.answerer(None, style="short")
+    answer = short.ask("In which Python version was the secrets module added?")
+    assert answer.mode == "quoted" and re.fullmatch(r"(version )?3\.6 \[1\]", answer.answer), (
+        answer.answer
+    )
+    assert "3.6" in answer.citations[0].quote
+    # nothing typed to lift: the quote, as in the default style
+    assert short.ask("Which cheese goes into a classic tiramisu?").refused

@@ -451,7 +451,7 @@ class GroundedAnswerer:
                 refusal.reading = best
                 return refusal
             answer = None
-            if self.style == "short" and self.chat_model is not None:
+            if self.style == "short":
                 t = time.perf_counter()
                 answer = self._short_answer(question, asked, best, hits)
                 timings["generate"] = _ms(t)
@@ -520,8 +520,9 @@ class GroundedAnswerer:
     ) -> Answer | None:
         """A short phrase for the question, read out of the reader's best window.
 
-        Where the question asks for a typed value (a duration, a version, a number) and the
-        window holds one, that value is the phrase. Otherwise the model copies a span: small
+        Where the question asks for a typed value (a duration, a version, a number, a date) and
+        the window holds one, that value is the phrase, with or without a model. Otherwise the
+        model copies a span: small
         models copy from one sentence far more reliably than they answer from pages of context.
         The phrase must come from the window (lexical support) and add something the question
         does not already say.
@@ -529,6 +530,9 @@ class GroundedAnswerer:
         window = best.text
         phrase = best_value(asked.kind, window) if asked.kind in VALUE_KINDS else None
         raw = phrase or ""
+        lifted = phrase is not None  # a typed value taken from the window as it stands
+        if not phrase and self.chat_model is None:
+            return None  # without a model only a typed value can be lifted out; quote instead
         if not phrase:
             messages = [
                 {
@@ -552,8 +556,9 @@ class GroundedAnswerer:
                 return None
         citation = Citation.of(1, best.chunk, window)
         checked = [AnswerSentence(phrase, [1], lexical_support(phrase, window), 0.0, True)]
+        mode = "quoted" if lifted else "generated"
         return Answer(
-            f"{phrase} [1]", False, [citation], hits, mode="generated", sentences=checked, raw=raw
+            f"{phrase} [1]", False, [citation], hits, mode=mode, sentences=checked, raw=raw
         )
 
     def _on_topic(self, question: str, answer: Answer, sources: list[Source]) -> bool:
