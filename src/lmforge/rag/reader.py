@@ -116,6 +116,8 @@ _VERSION_NOTE = re.compile(r"^(New in version|Changed in version|Deprecated sinc
 
 
 def has_value(kind: str, text: str) -> bool:
+    """Whether ``text`` holds a value of the kind asked for (any text does, for kinds without
+    one: yes/no, definitions)."""
     pattern = VALUE_PATTERNS.get(kind)
     return pattern is None or bool(pattern.search(text))
 
