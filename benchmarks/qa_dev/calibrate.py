@@ -34,7 +34,7 @@ from lmforge.rag.pipeline import Pipeline  # noqa: E402
 
 
 class AnswerEverything(Answerability):
-    def answerable(self, asked, best) -> bool:
+    def answerable(self, best) -> bool:
         return True
 
 

@@ -137,6 +137,10 @@ def test_markup_and_tables_never_reach_a_quote(shared_data):
         == "Handle ValueError with open() or close(); see the guide and python -m venv: import venv\n\n"
         "Next paragraph.\n\nNew in version 3.2. The flag parameter."
     )
+    # a Markdown table: one row a line, its header rule dropped
+    assert clean_markup("| key | value |\n|---|---|\n| a | 1 |\n| b | 2 |\n") == (
+        "key: value\n\na: 1\n\nb: 2"
+    )
     # a heading never runs into the sentence after it
     sentences = [s for _, s in reading_sentences("Synopsis\n\nCOMMAND name [ , arg ]\n\nIt runs.")]
     assert sentences == ["Synopsis", "COMMAND name [ , arg ]", "It runs."]
@@ -170,5 +174,6 @@ def test_short_style_lifts_a_typed_value_without_a_model(docs_pipeline):
         answer.answer
     )
     assert "3.6" in answer.citations[0].quote
-    # nothing typed to lift: the quote, as in the default style
-    assert short.ask("Which cheese goes into a classic tiramisu?").refused
+    # nothing typed to lift and no model to copy a phrase: the quote, as in the default style
+    quoted = short.ask("What does the secrets module generate?")
+    assert quoted.mode == "quoted" and quoted.answer.startswith('"'), quoted.answer

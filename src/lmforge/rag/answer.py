@@ -29,7 +29,7 @@ from lmforge.rag.chunker import sentence_spans
 from lmforge.rag.clean import clean_markup
 from lmforge.rag.embedder import Embedder, MemoEmbedder
 from lmforge.rag.filters import ANONYMOUS, Filters, Principal, parse_filters
-from lmforge.rag.question import Question, analyse
+from lmforge.rag.question import TYPE_WORDS, Question, analyse
 from lmforge.rag.reader import Reader, Reading, best_value
 from lmforge.rag.retriever import HybridRetriever, RetrievalResult
 from lmforge.rag.text import STOPWORDS, content_words, stem
@@ -42,6 +42,10 @@ SYSTEM_PROMPT = (
     "source it comes from as [1], [2], and so on. Keep the answer short. If the sources do not contain "
     f'the answer, reply exactly: "{REFUSAL}"'
 )
+
+STYLES = ("quote", "sentence", "short")
+# kinds whose answer is a value the reader can lift out of a sentence as the short answer
+VALUE_KINDS = {"date", "duration", "quantity", "version"}
 
 _CITATION = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 
@@ -423,7 +427,7 @@ class GroundedAnswerer:
             raise LmforgeError("empty question")
         t_all = time.perf_counter()
         asked = analyse(question)
-        filters = parse_filters(filters) if not isinstance(filters, Filters) else filters
+        filters = parse_filters(filters)
         result = self.retriever.run(question, k=self.k, filters=filters, principal=principal)
         timings = {f"retrieve_{k}": v for k, v in result.timings_ms.items()}
         hits = result.hits
@@ -446,7 +450,7 @@ class GroundedAnswerer:
         else:
             readings = self.read(asked, hits, timings)
             best = readings[0] if readings else None
-            if best is None or not self.answerability.answerable(asked, best):
+            if best is None or not self.answerability.answerable(best):
                 refusal = refuse(self.answerability.refusal(asked))
                 refusal.reading = best
                 return refusal
@@ -646,11 +650,6 @@ def _ms(t0: float) -> float:
     return round((time.perf_counter() - t0) * 1000, 2)
 
 
-STYLES = ("quote", "sentence", "short")
-# kinds whose answer is a value the reader can lift out of a sentence as the short answer
-VALUE_KINDS = {"date", "duration", "quantity", "version"}
-
-
 class Answerability:
     """Whether the reader's best window answers the question, and the refusal when it does not.
 
@@ -688,7 +687,7 @@ class Answerability:
         )
         return 1.0 / (1.0 + math.exp(-z))
 
-    def answerable(self, asked: Question, best: Reading) -> bool:
+    def answerable(self, best: Reading) -> bool:
         return self.probability(best) >= self.threshold
 
     def refusal(self, asked: Question) -> str:
@@ -710,8 +709,6 @@ _ASKED = {
 
 def _topic(question: str) -> str:
     """The question's most telling words, as the user wrote them (for a refusal)."""
-    from lmforge.rag.question import TYPE_WORDS
-
     words = [w for w in content_words(question) if w not in TYPE_WORDS]
     return " ".join(words[:4])
 

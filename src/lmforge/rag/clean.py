@@ -47,14 +47,14 @@ _OPTION_LINE = re.compile(
 )
 # Field lists (":param float timeout:", ":raises ValueError:") become "timeout:" / "Raises ValueError:"
 _PARAM_FIELD = re.compile(r":(?:param|parameter|arg|argument|key|keyword)\s+(?:[^:\n]*\s)?(\w+):")
-_OTHER_FIELD = re.compile(r":(raises?|returns?|rtype|type|var|ivar|cvar)(\s+[^:\n]+)?:")
+# (":type x: ..." lines go with the directive options above)
+_OTHER_FIELD = re.compile(r":(raises?|returns?|rtype|var|ivar|cvar)(\s+[^:\n]+)?:")
 _FIELD_NAMES = {
     "raise": "Raises",
     "raises": "Raises",
     "return": "Returns",
     "returns": "Returns",
     "rtype": "Return type",
-    "type": "Type of",
     "var": "Variable",
     "ivar": "Variable",
     "cvar": "Variable",
@@ -75,7 +75,6 @@ _HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>")
 _RULE_LINE = re.compile(
     r"^[ \t]*([=\-~+|:^*#`'\"._])(?:[ \t]*[=\-~+|:^*#`'\"._]){2,}[ \t]*$", re.MULTILINE
 )
-_TABLE_ROW = re.compile(r"^[ \t]*\|(.*)\|[ \t]*$", re.MULTILINE)
 _EM_DASH = re.compile(r"(?<=\S) --- (?=\S)")  # reST's spelling of an em dash
 _CONTINUATION = re.compile(r"[ \t]*\\\n[ \t]*")
 _DOUBLE_COLON = re.compile(r"(\S)::(?=\s|$)|\s+::(?=\s|$)")
@@ -108,9 +107,6 @@ def clean_markup(text: str) -> str:
     text = html.unescape(text)
     text = _grid_tables(text)
     text = _RULE_LINE.sub("", text)
-    text = _TABLE_ROW.sub(
-        lambda m: "; ".join(c.strip() for c in m.group(1).split("|") if c.strip()), text
-    )
     text = _EM_DASH.sub(" — ", text)
     text = _DOUBLE_COLON.sub(lambda m: f"{m.group(1)}:" if m.group(1) else ":", text)
     return _normalise_space(text)
@@ -177,33 +173,40 @@ def _drop_code(text: str) -> str:
 
 
 def _grid_tables(text: str) -> str:
-    """A grid table's rows as one line each ("name: description"): cells continue over lines
-    until the next border, so each column's pieces are joined first."""
+    """Table rows as one line each ("name: description"). In a reST grid table a row's cells
+    continue over lines until the next ``+---+`` border, so each column's pieces are joined
+    first; a Markdown table row is one line, and its ``|---|`` rule is dropped."""
     out: list[str] = []
     row: list[list[str]] = []
+    in_grid = False
 
     def flush() -> None:
-        if row:
-            cells = [" ".join(" ".join(parts).split()) for parts in row]
-            cells = [c for c in cells if c]
-            if cells:
-                out.append(cells[0] + (": " + " ".join(cells[1:]) if len(cells) > 1 else ""))
-                out.append("")
-            row.clear()
+        cells = [" ".join(" ".join(parts).split()) for parts in row]
+        cells = [c for c in cells if c]
+        if cells:
+            out.append(cells[0] + (": " + " ".join(cells[1:]) if len(cells) > 1 else ""))
+            out.append("")
+        row.clear()
 
     for line in text.split("\n"):
         stripped = line.strip()
         if stripped.startswith("+") and stripped.endswith("+") and set(stripped) <= set("+-=: "):
             flush()
+            in_grid = True
         elif stripped.startswith("|") and stripped.endswith("|") and len(stripped) > 1:
             cells = stripped[1:-1].split("|")
+            if set(stripped) <= set("|-: "):
+                continue  # a Markdown table's header rule
             if len(row) != len(cells):
                 flush()
                 row.extend([] for _ in cells)
             for parts, cell in zip(row, cells, strict=True):
                 parts.append(cell.strip())
+            if not in_grid:
+                flush()
         else:
             flush()
+            in_grid = False
             out.append(line)
     flush()
     return "\n".join(out)

@@ -91,10 +91,7 @@ def iter_files(
 ) -> Iterator[tuple[Path, str]]:
     """(file, path relative to ``root``) for every supported file under ``root`` (links that
     lead outside it left out), in a stable order."""
-    source = resolve_source(Path(root), {})
-    for path, rel in walk(source, selector(include, exclude)):
-        if path is not None:
-            yield path, rel
+    yield from walk(resolve_source(Path(root), {}), selector(include, exclude), skipped=[])
 
 
 def _glob_any(rel: str, name: str, patterns: Sequence[str]) -> bool:
@@ -182,11 +179,8 @@ class Indexer:
         files: dict[str, tuple[Source, Path, str]] = {}  # doc key -> where it is read from
         select = selector(self.include, self.exclude)
         for source in sources:
-            for path, rel in walk(source, select, self.follow_links):
-                if path is None:
-                    report.skipped.append(rel)  # a link not followed: (path, reason)
-                else:
-                    files.setdefault(document_key(source.name, rel), (source, path, rel))
+            for path, rel in walk(source, select, report.skipped, self.follow_links):
+                files.setdefault(document_key(source.name, rel), (source, path, rel))
         known = self.store.document_hashes()
         fingerprint = self._settings_fingerprint()
         pending: list[_Pending] = []
@@ -200,7 +194,7 @@ class Indexer:
         try:
             for key, (source, path, rel) in files.items():
                 try:
-                    item = self._prepare(source, path, rel, fingerprint, known, report)
+                    item = self._prepare(key, source, path, rel, fingerprint, known, report)
                 except LmforgeError as exc:
                     report.skipped.append((str(path), str(exc).removeprefix(f"{path}: ")))
                     bar.update(1)
@@ -249,11 +243,12 @@ class Indexer:
 
     def _prune(self, sources: list[Source], files: dict[str, Any]) -> list[str]:
         """Documents under the indexed PATHs whose files are gone; other sources are untouched."""
-        gone = []
-        for source in dict.fromkeys(sources):
-            for key in self.store.document_hashes(source.name):
-                if key not in files and source.covers(key) and key not in gone:
-                    gone.append(key)
+        gone = {
+            key
+            for source in sources
+            for key in self.store.document_hashes(source.name)
+            if key not in files and source.covers(key)
+        }
         if gone:
             self.store.delete_documents(gone)
         return sorted(gone)
@@ -266,6 +261,7 @@ class Indexer:
 
     def _prepare(
         self,
+        key: str,
         source: Source,
         path: Path,
         rel: str,
@@ -273,7 +269,6 @@ class Indexer:
         known: dict[str, str],
         report: IndexReport,
     ) -> _Pending | None:
-        key = document_key(source.name, rel)
         try:
             data = path.read_bytes()
             stat = path.stat()
@@ -297,7 +292,6 @@ class Indexer:
             {
                 "path": rel,
                 "root": str(source.root),
-                "source": source.name,
                 "format": path.suffix.lower().lstrip("."),
                 "modified": datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc).isoformat(
                     timespec="seconds"

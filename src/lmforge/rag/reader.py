@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from lmforge.rag.chunker import sentence_spans
@@ -68,22 +68,24 @@ VALUE_PATTERNS: dict[str, re.Pattern | None] = {
 class Reading:
     """A window of one or two sentences of a passage, and how well it answers the question.
 
-    ``rank`` is the passage's position among the retrieved (0 = best); ``coverage`` the share of
-    the question's subject words found in the window or its passage's title and section path.
+    ``rank`` is the passage's position among the retrieved (0 = best); ``features`` are the
+    window's features (`WEIGHTS` names them), ``score`` their weighted sum, raised or lowered by
+    a reranker later.
     """
 
     chunk: Chunk
     rank: int
     sentences: tuple[str, ...]
     score: float
-    similarity: float
-    coverage: float
-    has_value: bool
     features: dict[str, float]
 
     @property
     def text(self) -> str:
         return " ".join(self.sentences)
+
+    @property
+    def has_value(self) -> bool:
+        return bool(self.features["value"])
 
 
 def reading_sentences(chunk_text: str) -> list[tuple[int, str]]:
@@ -134,8 +136,6 @@ WEIGHTS: dict[str, float] = {
     "extra": -0.04,  # sentences added to the first to reach the value
     "rank": 0.03,  # 1 / (1 + the passage's retrieval rank)
     "code": -0.10,  # the first sentence is a signature or code rather than prose
-    "lead": 0.0,  # the window opens its paragraph
-    "length": 0.0,  # words in the window / 60, capped at 1
 }
 
 
@@ -175,7 +175,7 @@ class Reader:
         chunk: Chunk,
         sentences: list[tuple[int, str]],
         cos: list[float],
-        rarity: dict[str, float],
+        rarity: Callable[[str], float],
     ) -> list[Reading]:
         """Windows of up to three sentences of one paragraph starting at each sentence (a later
         sentence only when it brings the value the first lacks), and a sentence with the version
@@ -185,86 +185,73 @@ class Reader:
         named = _named_default(question)
         words = [{stem(w) for w in content_words(s)} for _, s in sentences]
         out = []
+        version = question.kind == "version"
         for i, (paragraph, first) in enumerate(sentences):
-            if len(content_words(first)) < 2:
+            if len(words[i]) < 2:
                 continue
             first_valued = has_value(question.kind, first)
             ends = [i]
-            is_note = _VERSION_NOTE.match(first)
             for j in range(i + 1, min(i + 3, len(sentences))):
-                same = sentences[j][0] == paragraph
-                note = question.kind == "version" and _VERSION_NOTE.match(sentences[j][1])
-                if question.kind == "version" and is_note and j == i + 1:
-                    ends.append(j)  # a note heading the paragraph it is about
+                following = sentences[j][1]
+                if version and j == i + 1 and _VERSION_NOTE.match(first):
+                    ends.append(j)  # a version note heading the paragraph it is about
                     continue
-                if not (same or note):
-                    break
-                if not first_valued and has_value(question.kind, sentences[j][1]):
+                if sentences[j][0] != paragraph and not (
+                    version and _VERSION_NOTE.match(following)
+                ):
+                    break  # a window stays in its paragraph, but for a version note after it
+                if not first_valued and has_value(question.kind, following):
                     ends.append(j)
-                elif j == i + 1 and _ANAPHORA.match(sentences[j][1]):
+                elif j == i + 1 and _ANAPHORA.match(following):
                     ends.append(j)  # "The epoch is ... It is January 1, 1970": one thought
             for j in ends:
-                found = set().union(*(words[k] for k in range(i, j + 1)))
-                quote = tuple(sentences[k][1] for k in range(i, j + 1))
+                found = set().union(*words[i : j + 1])
+                quote = tuple(s for _, s in sentences[i : j + 1])
                 sets_asked = bool(named and named.search(" ".join(quote)))
                 features = {
                     "similarity": max(cos[i], 0.9 * cos[j]),
-                    "coverage": _coverage(subject, found, context),
+                    "coverage": _coverage(subject, found, context, _alike),
                     "coverage_idf": _coverage(subject, found, context, rarity),
                     "value": float(first_valued or has_value(question.kind, " ".join(quote))),
                     "named_default": float(sets_asked),
                     "extra": float(j - i),
                     "rank": 1.0 / (1 + rank),
                     "code": float(_looks_like_code(first) and not sets_asked),
-                    "lead": float(i == 0 or sentences[i - 1][0] != paragraph),
-                    "length": min(sum(len(q.split()) for q in quote) / 60, 1.0),
                 }
                 score = sum(self.weights.get(k, 0.0) * v for k, v in features.items())
                 features["reader_score"] = score
-                out.append(
-                    Reading(
-                        chunk,
-                        rank,
-                        quote,
-                        float(score),
-                        features["similarity"],
-                        features["coverage"],
-                        bool(features["value"]),
-                        features,
-                    )
-                )
+                out.append(Reading(chunk, rank, quote, score, features))
         return out
 
 
-def _rarity(sentence_words: list[set[str]]) -> dict[str, float]:
-    """An IDF over the sentences read: words in few of them tell passages apart."""
+def _alike(word: str) -> float:
+    """Every subject word counts the same."""
+    return 1.0
+
+
+def _rarity(sentence_words: list[set[str]]) -> Callable[[str], float]:
+    """An IDF over the sentences read (words in few of them tell passages apart); a word none of
+    them holds weighs as the rarest."""
     counts: dict[str, int] = {}
     for words in sentence_words:
         for w in words:
             counts[w] = counts.get(w, 0) + 1
     n = len(sentence_words)
-    return {w: math.log(1 + n / c) for w, c in counts.items()}
+    idf = {w: math.log(1 + n / c) for w, c in counts.items()}
+    unseen = math.log(1 + n)
+    return lambda w: idf.get(w, unseen)
 
 
 def _coverage(
-    subject: set[str],
-    window: set[str],
-    context: set[str],
-    rarity: dict[str, float] | None = None,
+    subject: set[str], window: set[str], context: set[str], weight: Callable[[str], float]
 ) -> float:
-    """Share of subject words in the window, words only in the title or section counting half;
-    with ``rarity``, each word weighted by it (unseen words as the rarest)."""
+    """Weighted share of the subject words in the window; words only in the title or section
+    path count half."""
     if not subject:
         return 0.0
-    top = max(rarity.values(), default=1.0) if rarity else 1.0
-
-    def weight(w: str) -> float:
-        return rarity.get(w, top) if rarity else 1.0
-
-    total = sum(weight(w) for w in subject)
     found = sum(weight(w) for w in subject & window)
     found += 0.5 * sum(weight(w) for w in (subject - window) & context)
-    return found / total
+    return found / sum(weight(w) for w in subject)
 
 
 def _looks_like_code(sentence: str) -> bool:

@@ -15,7 +15,7 @@ import numpy as np
 
 from lmforge.errors import LmforgeError
 from lmforge.rag.embedder import Embedder
-from lmforge.rag.filters import ANONYMOUS, Filters, Principal, parse_filters
+from lmforge.rag.filters import ANONYMOUS, Principal, parse_filters
 from lmforge.rag.fusion import (
     maximal_marginal_relevance,
     near_duplicate_groups,
@@ -64,7 +64,7 @@ class HybridRetriever:
     def run(
         self, query: str, k: int = 5, filters=None, principal: Principal = ANONYMOUS
     ) -> RetrievalResult:
-        filters = parse_filters(filters) if not isinstance(filters, Filters) else filters
+        filters = parse_filters(filters)
         timings: dict[str, float] = {}
         n = max(self.candidates, k)
         lexical: list[tuple[str, float]] = []

@@ -120,19 +120,19 @@ def _is_within(path: Path, folder: Path) -> bool:
 
 
 def walk(
-    source: Source, select: Callable[[str, str], bool], follow_links: bool = False
-) -> Iterator[tuple[Path, str] | tuple[None, tuple[str, str]]]:
-    """Files under the indexed PATH of ``source``, in a stable order.
-
-    Yields ``(file, relative path)`` for each file that ``select(relative path, name)`` accepts,
-    and ``(None, (path, reason))`` for each link that was not followed. Hidden files and folders
-    are skipped.
-    """
+    source: Source,
+    select: Callable[[str, str], bool],
+    skipped: list[tuple[str, str]],
+    follow_links: bool = False,
+) -> Iterator[tuple[Path, str]]:
+    """(file, relative path) for each file under the indexed PATH of ``source`` that
+    ``select(relative path, name)`` accepts, in a stable order. Links not followed are appended
+    to ``skipped`` as (path, reason). Hidden files and folders are skipped."""
     if source.is_file:
         yield source.root / source.prefix, source.prefix
         return
     start = source.root / source.prefix.rstrip("/") if source.prefix else source.root
-    yield from _walk_dir(source.root, start, select, follow_links, visited=set())
+    yield from _walk_dir(source.root, start, select, follow_links, skipped, visited=set())
 
 
 def _walk_dir(
@@ -140,14 +140,15 @@ def _walk_dir(
     directory: Path,
     select: Callable[[str, str], bool],
     follow_links: bool,
+    skipped: list[tuple[str, str]],
     visited: set[tuple[int, int]],
-) -> Iterator[tuple[Path, str] | tuple[None, tuple[str, str]]]:
+) -> Iterator[tuple[Path, str]]:
     # Paths stay logical (as reached from ``root``): that is what gets stored and reported.
     try:
         info = directory.stat()
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
     except OSError as exc:
-        yield None, (str(directory), f"unreadable folder: {exc.strerror or exc}")
+        skipped.append((str(directory), f"unreadable folder: {exc.strerror or exc}"))
         return
     if (info.st_dev, info.st_ino) in visited:
         return  # a link led back to a folder already listed: a cycle, or a second way in
@@ -159,19 +160,14 @@ def _walk_dir(
         if entry.is_symlink():
             real = path.resolve()
             if not real.exists():
-                yield None, (str(path), f"broken symbolic link to {os.readlink(path)}")
+                skipped.append((str(path), f"broken symbolic link to {os.readlink(path)}"))
                 continue
             if not follow_links and not _is_within(real, root):
-                yield (
-                    None,
-                    (
-                        str(path),
-                        f"symbolic link to {real}, outside {root} (not followed; --follow-links follows it)",
-                    ),
-                )
+                reason = f"symbolic link to {real}, outside {root} (not followed; --follow-links follows it)"
+                skipped.append((str(path), reason))
                 continue
         if entry.is_dir():  # a link to a folder that passed the check above is entered too
-            yield from _walk_dir(root, path, select, follow_links, visited)
+            yield from _walk_dir(root, path, select, follow_links, skipped, visited)
         elif entry.is_file():
             rel = path.relative_to(root).as_posix()
             if select(rel, entry.name):

@@ -28,6 +28,8 @@ from lmforge.rag.stores.vectors import VectorIndex
 from lmforge.rag.text import query_terms
 from lmforge.rag.types import Chunk, DocumentRecord
 
+# its own statement too: a store migrated from before sources creates it inside the migration
+SOURCES_TABLE = "CREATE TABLE IF NOT EXISTS sources (name TEXT PRIMARY KEY, root TEXT NOT NULL, updated_at REAL)"
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS documents (
@@ -43,7 +45,7 @@ CREATE TABLE IF NOT EXISTS documents (
     source TEXT NOT NULL DEFAULT '',
     path TEXT NOT NULL DEFAULT ''
 );
-CREATE TABLE IF NOT EXISTS sources (name TEXT PRIMARY KEY, root TEXT NOT NULL, updated_at REAL);
+{SOURCES_TABLE};
 CREATE TABLE IF NOT EXISTS doc_acl (doc_id TEXT NOT NULL, principal TEXT NOT NULL, PRIMARY KEY (principal, doc_id));
 CREATE INDEX IF NOT EXISTS doc_acl_doc ON doc_acl(doc_id);
 CREATE INDEX IF NOT EXISTS documents_source ON documents(source, path);
@@ -132,9 +134,7 @@ class SQLiteStore:
         try:
             cur.execute("ALTER TABLE documents ADD COLUMN source TEXT NOT NULL DEFAULT ''")
             cur.execute("ALTER TABLE documents ADD COLUMN path TEXT NOT NULL DEFAULT ''")
-            cur.execute(
-                "CREATE TABLE IF NOT EXISTS sources (name TEXT PRIMARY KEY, root TEXT NOT NULL, updated_at REAL)"
-            )
+            cur.execute(SOURCES_TABLE)
             cur.executemany(
                 "INSERT INTO sources VALUES (?, ?, ?)",
                 [(name, root, time.time()) for name, root in roots.items()],
